@@ -1,0 +1,12 @@
+"""Continual-learning strategies: Avalanche templates with per-task heads, selected by name in a config.
+
+Add one by subclassing :class:`TICLStrategy` and decorating it with :func:`register_strategy`, or name it by
+import path (``my_pkg.module:MyStrategy``) in the config.
+"""
+from .base import TICLStrategy, make_optimizer_factory
+from .registry import STRATEGIES, get_strategy, register_strategy
+
+# Importing the built-in strategies registers them.
+from . import adapter_incremental, finetune  # noqa: E402,F401  isort:skip
+
+__all__ = ["TICLStrategy", "STRATEGIES", "get_strategy", "register_strategy", "make_optimizer_factory"]

@@ -1,0 +1,38 @@
+"""Dataset sources in their official layouts, and the registry that configs name them by."""
+from __future__ import annotations
+
+from benchmark.datasets.base import SPLITS, Clip, ClipSource, FeatureDefaults
+from benchmark.datasets.esc50 import ESC50Source
+from benchmark.datasets.fsdd import FSDDSource
+from benchmark.datasets.speechcommands import COMMAND_WORDS, SpeechCommandsSource
+from benchmark.errors import ConfigError
+
+__all__ = [
+    "SPLITS",
+    "Clip",
+    "ClipSource",
+    "FeatureDefaults",
+    "ESC50Source",
+    "FSDDSource",
+    "SpeechCommandsSource",
+    "COMMAND_WORDS",
+    "SOURCES",
+    "register_source",
+]
+
+#: config name -> source class
+SOURCES: dict[str, type[ClipSource]] = {
+    "esc50": ESC50Source,
+    "speechcommands": SpeechCommandsSource,
+    "fsdd": FSDDSource,
+}
+
+
+def register_source(name: str, cls: type[ClipSource]) -> None:
+    """Make ``cls`` available to configs as ``name``; re-registering a name with another class is an error."""
+    if not isinstance(cls, type) or not issubclass(cls, ClipSource):
+        raise ConfigError(f"source {name!r}: {cls!r} is not a ClipSource subclass")
+    existing = SOURCES.get(name)
+    if existing is not None and existing is not cls:
+        raise ConfigError(f"source {name!r} is already registered as {existing.__name__}")
+    SOURCES[name] = cls

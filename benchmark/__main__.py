@@ -1,0 +1,6 @@
+"""``python -m benchmark`` is the ``ticl`` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,214 @@
+"""On-disk fbank cache and batch feature extraction.
+
+Decoding + resampling + fbank costs tens of milliseconds per clip; every run and every strategy reads the same
+features, so each clip's un-normalised fbank is stored once as ``root/<2 hex>/<sha1>.pt``. The key covers the
+clip identity (file: resolved path, size and mtime_ns, so an edited file recomputes; generated clip: its key)
+and :meth:`FbankSettings.cache_token`, so changing any feature setting recomputes too.
+"""
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from benchmark.audio.features import FbankSettings, fbank
+from benchmark.audio.io import load_audio, waveform_from_clip
+from benchmark.datasets.base import Clip
+from benchmark.errors import DataError
+
+__all__ = ["FeatureCache", "FeatureBatch", "compute_clip_features", "extract_features", "clip_identity"]
+
+#: below this many file misses, extraction stays in-process (a pool's start-up would cost more than it saves)
+POOL_MIN_MISSES = 64
+
+
+def clip_identity(clip: Clip) -> str:
+    """What makes a clip's audio what it is: resolved path + size + mtime_ns for files, the key otherwise."""
+    if clip.path is not None:
+        path = Path(clip.path)
+        try:
+            resolved = path.resolve()
+            st = resolved.stat()
+        except OSError as err:
+            raise DataError(f"{path}: audio file not found or not accessible ({err})") from err
+        return f"file:{resolved}:{st.st_size}:{st.st_mtime_ns}"
+    return f"generated:{clip.key}"
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch on one thread for the duration.
+
+    Per-clip resampling and fbank are too small to gain from intra-op threads, and on a busy 2-core machine
+    they lose badly: measured here, resampling one 5 s ESC-50 clip took ~4 ms on one thread but ~150 ms on two
+    while another process held a core (the OpenMP team waits for its starved thread).
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def compute_clip_features(clip: Clip, settings: FbankSettings) -> torch.Tensor:
+    """Decode (or render) one clip and return its un-normalised fbank ``(target_frames, num_mel_bins)``."""
+    return fbank(waveform_from_clip(clip, settings.sample_rate), settings)
+
+
+class FeatureCache:
+    """One ``.pt`` file per (clip, settings) under ``root``; writes are atomic (temp file + ``os.replace``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path_for(self, clip: Clip, settings: FbankSettings) -> Path:
+        digest = hashlib.sha1(f"{clip_identity(clip)}|{settings.cache_token()}".encode("utf-8")).hexdigest()
+        return self.root / digest[:2] / f"{digest}.pt"
+
+    def load(self, clip: Clip, settings: FbankSettings) -> Optional[torch.Tensor]:
+        """The cached features, or ``None`` if absent or unusable (a damaged entry is simply recomputed)."""
+        return self._read(self.path_for(clip, settings), settings)
+
+    def store(self, clip: Clip, settings: FbankSettings, features: torch.Tensor) -> None:
+        self._write(self.path_for(clip, settings), features)
+
+    def get_or_compute(self, clip: Clip, settings: FbankSettings) -> torch.Tensor:
+        path = self.path_for(clip, settings)
+        cached = self._read(path, settings)
+        if cached is not None:
+            return cached
+        with single_threaded():
+            features = compute_clip_features(clip, settings)
+        self._write(path, features)
+        return features
+
+    @staticmethod
+    def _read(path: Path, settings: FbankSettings) -> Optional[torch.Tensor]:
+        if not path.is_file():
+            return None
+        try:
+            features = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # damaged or foreign file: treat as a miss and overwrite it
+            return None
+        expected = (settings.target_frames, settings.num_mel_bins)
+        if not isinstance(features, torch.Tensor) or tuple(features.shape) != expected:
+            return None
+        return features
+
+    def _write(self, path: Path, features: torch.Tensor) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:8]}.", suffix=".tmp")
+        except OSError as err:
+            raise DataError(f"{self.root}: cannot write to the feature cache ({err})") from err
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                # clone: a cropped tensor is a view, and torch.save would otherwise store the whole storage
+                torch.save(features.detach().to("cpu", torch.float32).contiguous().clone(), handle)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@dataclass
+class FeatureBatch:
+    """Stacked features ``(N, T, F)`` in clip order, plus how the cache fared and how long it took."""
+
+    features: torch.Tensor
+    hits: int
+    misses: int
+    seconds: float
+
+
+def _worker_init() -> None:
+    # each worker is one process on one core (see single_threaded)
+    torch.set_num_threads(1)
+
+
+def _file_features_worker(path: str, settings: FbankSettings) -> np.ndarray:
+    """Pool worker (top-level so it pickles): returns numpy, avoiding torch's fd-based tensor sharing."""
+    return fbank(load_audio(Path(path), settings.sample_rate), settings).numpy()
+
+
+def extract_features(
+    clips: Sequence[Clip],
+    settings: FbankSettings,
+    cache: Optional[FeatureCache],
+    progress: bool = True,
+    desc: str = "features",
+    pool_min_misses: int = POOL_MIN_MISSES,
+) -> FeatureBatch:
+    """Features of every clip, from ``cache`` where possible, computing (and caching) the rest.
+
+    File clips that miss are computed in a process pool of ``min(2, cpu_count)`` workers once there are at least
+    ``pool_min_misses`` of them; generated clips are always computed in-process, because their ``render``
+    callables (closures, lambdas) need not pickle.
+    """
+    start = time.perf_counter()
+    n = len(clips)
+    out = torch.empty((n, settings.target_frames, settings.num_mel_bins), dtype=torch.float32)
+    hits = 0
+    misses: list[int] = []
+    with single_threaded(), tqdm(total=n, desc=desc, disable=not progress, unit="clip", dynamic_ncols=True) as bar:
+        for i, clip in enumerate(clips):
+            cached = cache.load(clip, settings) if cache is not None else None
+            if cached is None:
+                misses.append(i)
+                continue
+            out[i] = cached
+            hits += 1
+            bar.update(1)
+        bar.set_postfix(hits=hits, misses=len(misses))
+
+        def finish(i: int, features: torch.Tensor) -> None:
+            out[i] = features
+            if cache is not None:
+                cache.store(clips[i], settings, features)
+            bar.update(1)
+
+        file_misses = [i for i in misses if clips[i].path is not None]
+        workers = min(2, os.cpu_count() or 1)
+        pooled: set[int] = set()
+        if workers > 1 and len(file_misses) >= pool_min_misses:
+            pooled = _compute_in_pool(clips, file_misses, settings, workers, finish)
+        for i in misses:
+            if i not in pooled:
+                finish(i, compute_clip_features(clips[i], settings))
+    return FeatureBatch(out, hits=hits, misses=len(misses), seconds=time.perf_counter() - start)
+
+
+def _compute_in_pool(clips: Sequence[Clip], indices: list[int], settings: FbankSettings, workers: int,
+                     finish: Callable[[int, torch.Tensor], None]) -> set[int]:
+    """Compute file clips in worker processes; returns the indices done (the rest fall back to in-process)."""
+    done: set[int] = set()
+    # fork (where available) needs no ``if __name__ == "__main__"`` guard in the caller's script
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    context = multiprocessing.get_context(method)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+    try:
+        chunksize = max(1, min(32, len(indices) // (workers * 8)))
+        paths = [str(clips[i].path) for i in indices]
+        results = pool.map(_file_features_worker, paths, [settings] * len(paths), chunksize=chunksize)
+        for i, array in zip(indices, results):
+            finish(i, torch.from_numpy(array))
+            done.add(i)
+    except BrokenProcessPool:
+        pass  # a worker died (e.g. killed for memory): finish the remaining clips in-process
+    finally:
+        # on an error (e.g. a DataError from a worker) do not wait for the clips still queued
+        pool.shutdown(wait=True, cancel_futures=True)
+    return done

@@ -1,0 +1,122 @@
+"""The AST/SSAST front end: 128-bin kaldi log-mel fbank, fixed length, normalisation and SpecAugment.
+
+Features are cached un-normalised (see :mod:`benchmark.audio.cache`): SpecAugment masks with zeros and must run
+before :func:`normalize`, as in the AST recipe.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+import torchaudio.compliance.kaldi as kaldi
+import torchaudio.transforms as T
+from einops import rearrange
+
+__all__ = ["FbankSettings", "fbank", "pad_or_crop", "normalize", "SpecAugment"]
+
+#: bump when the feature computation changes in a way the settings do not capture, to invalidate caches
+FEATURE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FbankSettings:
+    """Everything that determines a clip's fbank; ``cache_token`` turns it into a cache-key part."""
+
+    sample_rate: int = 16000
+    num_mel_bins: int = 128
+    frame_shift_ms: float = 10.0
+    frame_length_ms: float = 25.0
+    target_frames: int = 1024
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if value <= 0:
+                raise ValueError(f"FbankSettings.{name} must be positive, got {value}")
+
+    @property
+    def frame_length_samples(self) -> int:
+        """Samples in one analysis window (400 at 16 kHz / 25 ms): kaldi's minimum input length."""
+        return int(round(self.sample_rate * self.frame_length_ms / 1000.0))
+
+    def cache_token(self) -> str:
+        """A stable string of every field (and the feature version), e.g. for cache keys."""
+        fields = ",".join(f"{name}={value!r}" for name, value in asdict(self).items())
+        return f"fbank-v{FEATURE_VERSION}({fields})"
+
+
+def pad_or_crop(x: torch.Tensor, target_frames: int) -> torch.Tensor:
+    """Zero-pad at the end, or crop, a ``(frames, bins)`` tensor to ``target_frames`` frames."""
+    frames = x.shape[0]
+    if frames < target_frames:
+        return F.pad(x, (0, 0, 0, target_frames - frames))
+    return x[:target_frames]
+
+
+def fbank(wave: torch.Tensor, settings: FbankSettings = FbankSettings()) -> torch.Tensor:
+    """Log-mel fbank ``(target_frames, num_mel_bins)`` of a mono waveform already at ``settings.sample_rate``.
+
+    Not normalised: normalisation comes after SpecAugment at training time.
+    """
+    if wave.dim() != 1:
+        raise ValueError(f"fbank expects a 1-D mono waveform, got shape {tuple(wave.shape)}")
+    wave = wave.to(torch.float32)
+    wave = wave - wave.mean()
+    # Kaldi fbank needs at least one full window (400 samples at 16 kHz / 25 ms); very short clips (FSDD digits,
+    # empty renders) are zero-padded at the end to that length so they still yield one frame.
+    min_len = settings.frame_length_samples
+    if wave.shape[0] < min_len:
+        wave = F.pad(wave, (0, min_len - wave.shape[0]))
+    feats = kaldi.fbank(
+        wave[None],
+        htk_compat=True,
+        sample_frequency=settings.sample_rate,
+        use_energy=False,
+        window_type="hanning",
+        num_mel_bins=settings.num_mel_bins,
+        dither=0.0,
+        frame_shift=settings.frame_shift_ms,
+        frame_length=settings.frame_length_ms,
+    )
+    return pad_or_crop(feats, settings.target_frames).contiguous()
+
+
+def normalize(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """AST normalisation ``(x - mean) / (2 * std)`` with the dataset's fbank statistics."""
+    return (x - mean) / (2.0 * std)
+
+
+class SpecAugment(torch.nn.Module):
+    """One frequency mask and one time mask (torchaudio) on ``(T, F)`` or ``(B, T, F)`` features.
+
+    Masks only in training mode; the caller switches modes. ``freqm``/``timem`` are the maximum mask widths
+    (0 disables that mask). Batched input gets an independent mask per example.
+    """
+
+    def __init__(self, freqm: int, timem: int) -> None:
+        super().__init__()
+        if freqm < 0 or timem < 0:
+            raise ValueError(f"SpecAugment mask widths must be >= 0, got freqm={freqm}, timem={timem}")
+        self.freqm = freqm
+        self.timem = timem
+        self.freq_mask = T.FrequencyMasking(freqm, iid_masks=True) if freqm > 0 else None
+        self.time_mask = T.TimeMasking(timem, iid_masks=True) if timem > 0 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or (self.freq_mask is None and self.time_mask is None):
+            return x
+        if x.dim() == 2:
+            spec = rearrange(x, "t f -> 1 1 f t")
+        elif x.dim() == 3:
+            spec = rearrange(x, "b t f -> b 1 f t")
+        else:
+            raise ValueError(f"SpecAugment expects (T, F) or (B, T, F) features, got shape {tuple(x.shape)}")
+        if self.freq_mask is not None:
+            spec = self.freq_mask(spec)
+        if self.time_mask is not None:
+            spec = self.time_mask(spec)
+        out = rearrange(spec, "b 1 f t -> b t f")
+        return out[0] if x.dim() == 2 else out
+
+    def extra_repr(self) -> str:
+        return f"freqm={self.freqm}, timem={self.timem}"

@@ -1,0 +1,135 @@
+"""The ``ticl`` command line (also ``python -m benchmark``)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+from .errors import TICLError
+
+RUNS_DIR = Path("results") / "runs"
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a preset or config: every method through every task, then print the comparison table",
+        description="Run a task-incremental benchmark. With no arguments: the built-in default (synthetic "
+        "sounds, AI-CL with GSA and FTA against fine-tuning).",
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", help="a shipped preset (see `ticl presets`); default: default")
+    src.add_argument("--config", type=Path, help="a YAML config file (may say `extends: PRESET`)")
+    p.add_argument("--data-root", type=Path, help="dataset root in its official layout (sets data.root)")
+    p.add_argument("--out", type=Path, help=f"run folder (default: {RUNS_DIR}/<preset>-seed<N>-<time>)")
+    p.add_argument("--seed", type=int, help="seed for class order, data order and initialisation")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config key, e.g. --set train.epochs=3 --set methods.finetune.train.lr=1e-4",
+    )
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out after its last finished task")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_presets(sub) -> None:
+    sub.add_parser("presets", help="list the shipped presets")
+
+
+def _add_strategies(sub) -> None:
+    sub.add_parser("strategies", help="list the registered strategies")
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="micro-benchmarks (side-by-side timings, printed as ratios)")
+    p.add_argument("what", choices=["mixers"], help="mixers: GSA vs FTA attention and block timings")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark (see --help of it)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ticl", description="audio-ticl: task-incremental continual learning for audio")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_run(sub)
+    _add_presets(sub)
+    _add_strategies(sub)
+    _add_bench(sub)
+    return parser
+
+
+def cmd_run(args) -> int:
+    from .config import load_config
+    from .runner import run
+
+    overrides = list(args.overrides)
+    if args.data_root is not None:
+        overrides.append(f"data.root={args.data_root}")
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    cfg = load_config(args.preset, args.config, overrides)
+    if args.data_root is not None and cfg.data.source == "synthetic" and cfg.scenario.kind == "class_split":
+        raise TICLError(f"--data-root was given, but preset '{cfg.name}' uses the built-in synthetic data")
+    out = args.out
+    if out is None:
+        if args.resume:
+            raise TICLError("--resume needs --out: the run folder to continue")
+        out = RUNS_DIR / f"{cfg.name}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    elif not args.resume and any((Path(out) / m.name / "summary.json").is_file() for m in cfg.methods):
+        raise TICLError(f"run folder {out} already holds finished results; choose another --out or pass --resume")
+    _, table = run(cfg, Path(out), progress=not args.no_progress, resume=args.resume)
+    print(f"\n{table}\n\nrun folder: {out}")
+    return 0
+
+
+def cmd_presets(_args) -> int:
+    from .config import list_presets
+
+    presets = list_presets()
+    width = max(len(n) for n in presets)
+    for name, description in presets.items():
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
+def cmd_strategies(_args) -> int:
+    from strategies import STRATEGIES
+
+    for name, cls in sorted(STRATEGIES.items()):
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        print(f"{name:<22}{doc}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    if args.what == "mixers":
+        from .bench_mixers import main as bench_main
+
+        return bench_main(args.rest)
+    return 2
+
+
+COMMANDS = {"run": cmd_run, "presets": cmd_presets, "strategies": cmd_strategies, "bench": cmd_bench}
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S"
+    )
+    if args.command is None:
+        args = parser.parse_args(["run", *(argv or [])])
+    try:
+        return COMMANDS[args.command](args)
+    except TICLError as exc:
+        print(f"ticl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ticl: interrupted; finished tasks are checkpointed, continue with --resume --out RUN_DIR", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

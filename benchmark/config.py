@@ -1,0 +1,361 @@
+"""The run configuration: one dataclass tree, loaded from YAML presets plus ``--set key=value`` overrides.
+
+Every key is documented on its dataclass field. An unknown or misspelled key is a :class:`ConfigError` that
+names the key and lists the allowed ones, so a typo never silently falls back to a default.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Where the clips come from."""
+
+    #: dataset source: synthetic | esc50 | speechcommands | fsdd (see ``benchmark.datasets.SOURCES``)
+    source: str = "synthetic"
+    #: dataset root in the official layout (ignored by ``synthetic``); ``ticl run --data-root`` overrides it
+    root: Optional[str] = None
+    #: keyword arguments for the source, e.g. ``{words: [yes, no]}`` or ``{clips_per_class: {train: 40}}``
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class SequenceStep:
+    """One task of a ``dataset_sequence`` scenario: a whole dataset (all its classes) as one task."""
+
+    source: str = ""
+    root: Optional[str] = None
+    options: dict = field(default_factory=dict)
+    #: task name in tables (defaults to the source name)
+    name: Optional[str] = None
+
+
+@dataclass
+class ScenarioConfig:
+    """How the classes become tasks."""
+
+    #: class_split (N tasks of K classes of one dataset) | dataset_sequence (one dataset per task, AI-CL)
+    kind: str = "class_split"
+    #: class_split: number of tasks (null: as many as the classes allow)
+    n_tasks: Optional[int] = 5
+    #: class_split: classes per task
+    classes_per_task: int = 2
+    #: class_split: seeded (shuffle with the run seed) | canonical (dataset order) | groups (dataset's own
+    #: groups such as ESC-50's categories) | explicit (the ``groups`` key)
+    class_order: str = "seeded"
+    #: class_split with class_order explicit: a list of class-name lists, one per task
+    groups: Optional[list] = None
+    #: dataset_sequence: the tasks in order
+    sequence: list = field(default_factory=list)
+
+
+@dataclass
+class FeatureConfig:
+    """Kaldi fbank front end; null values take the dataset's constants from REFERENCE.md."""
+
+    target_frames: Optional[int] = None
+    num_mel_bins: int = 128
+    #: normalisation mean/std: null = the dataset's published constants
+    mean: Optional[float] = None
+    std: Optional[float] = None
+    #: SpecAugment mask widths (training only); null = dataset default, 0 = off
+    freqm: Optional[int] = None
+    timem: Optional[int] = None
+    #: feature cache directory; null = $TICL_CACHE or ~/.cache/audio-ticl
+    cache_dir: Optional[str] = None
+
+
+@dataclass
+class UpstreamConfig:
+    """Short supervised pretraining of the shared backbone on synthetic classes disjoint from every task.
+
+    It stands in for AudioSet/ImageNet weights, which cannot be downloaded here, and is cached on disk.
+    """
+
+    epochs: int = 6
+    clips_per_class: int = 60
+    batch_size: int = 32
+    lr: float = 1.0e-3
+    #: clip length of the upstream data, in seconds
+    duration_s: float = 1.0
+
+
+@dataclass
+class ModelConfig:
+    """The AST backbone. ``name`` picks a registered size; explicit dims override it."""
+
+    name: str = "ast_tiny"
+    embed_dim: Optional[int] = None
+    depth: Optional[int] = None
+    num_heads: Optional[int] = None
+    mlp_ratio: Optional[float] = None
+    fstride: int = 10
+    tstride: int = 10
+    #: cls | cls_dist (AST: mean of CLS and distillation token) | mean (SSAST: mean of patch tokens)
+    pooling: str = "cls"
+    distill_token: bool = False
+    #: backbone weights: upstream (synthetic pretraining, cached) | random | a path to a state dict
+    init: str = "upstream"
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation of every task. A method may override any of these keys."""
+
+    epochs: int = 5
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    #: adam | adamw | sgd
+    optimizer: str = "adam"
+    lr: float = 3.0e-4
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    #: keep the epoch with the best validation accuracy of the current task (never the test set)
+    select_on_val: bool = True
+    #: cpu | cuda | auto
+    device: str = "auto"
+    #: torch threads on CPU (0 = torch's default)
+    threads: int = 0
+
+
+@dataclass
+class MethodConfig:
+    """One row of the comparison: a strategy with its token mixer and PET method."""
+
+    name: str = ""
+    #: a registered strategy name (``ticl strategies``) or an import path ``pkg.module:Class``
+    strategy: str = "adapter_incremental"
+    #: gsa (global self-attention) | fta (frequency-time factorized attention)
+    mixer: str = "gsa"
+    #: PET method injected per task (convpass) or null for none
+    pet: Optional[str] = None
+    pet_options: dict = field(default_factory=dict)
+    #: keyword arguments for the strategy's constructor
+    strategy_options: dict = field(default_factory=dict)
+    #: per-method overrides of the ``train`` section
+    train: dict = field(default_factory=dict)
+
+
+@dataclass
+class RunConfig:
+    """A whole run: data, scenario, features, model, training and the methods to compare."""
+
+    name: str = "run"
+    description: str = ""
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    methods: list = field(default_factory=list)
+
+    def method_train(self, method: MethodConfig) -> TrainConfig:
+        """The train section with the method's overrides applied."""
+        merged = dataclasses.asdict(self.train) | dict(method.train)
+        return build(TrainConfig, merged, "methods.%s.train" % method.name)
+
+
+_LIST_ITEM_TYPES = {("RunConfig", "methods"): MethodConfig, ("ScenarioConfig", "sequence"): SequenceStep}
+
+
+def build(cls: type, values: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys with the allowed ones listed."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config key '{where}' must be a mapping, got {type(values).__name__}: {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key '{_join(where, unknown[0])}'; allowed keys in '{where or 'top level'}': "
+            + ", ".join(names)
+        )
+    kwargs = {}
+    for name, value in values.items():
+        key = _join(where, name)
+        hint = hints[name]
+        item_type = _LIST_ITEM_TYPES.get((cls.__name__, name))
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = build(hint, value, key)
+        elif item_type is not None:
+            if not isinstance(value, list):
+                raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+            kwargs[name] = [build(item_type, v, f"{key}.{i}") for i, v in enumerate(value)]
+        else:
+            kwargs[name] = _check_scalar(hint, value, key)
+    return cls(**kwargs)
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _check_scalar(hint: Any, value: Any, key: str) -> Any:
+    """Check a leaf value against its annotation (with int -> float promotion)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union and type(None) in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin = typing.get_origin(hint)
+    expected = origin or hint
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, bool):
+        raise ConfigError(f"config key '{key}' expects an integer, got {value!r}")
+    if expected in (int, float, str, bool, dict, list) and not isinstance(value, expected):
+        raise ConfigError(f"config key '{key}' expects {expected.__name__}, got {value!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------- loading
+PRESET_PACKAGE = "benchmark.presets"
+
+
+def list_presets() -> dict[str, str]:
+    """Shipped preset names and their one-line descriptions."""
+    out = {}
+    for entry in sorted(resources.files(PRESET_PACKAGE).iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".yaml"):
+            raw = yaml.safe_load(entry.read_text()) or {}
+            out[entry.name[: -len(".yaml")]] = str(raw.get("description", "")).strip()
+    return out
+
+
+def load_raw(preset: Optional[str] = None, config_file: Optional[Path] = None) -> dict:
+    """The raw mapping of a preset or a YAML file (a file may ``extends: PRESET`` to start from one)."""
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        base = raw.pop("extends", None)
+        return _deep_merge(load_raw(base), raw) if base else raw
+    name = preset or "default"
+    presets = list_presets()
+    if name not in presets:
+        raise ConfigError(f"unknown preset '{name}'; available presets: {', '.join(presets)}")
+    raw = yaml.safe_load(resources.files(PRESET_PACKAGE).joinpath(f"{name}.yaml").read_text()) or {}
+    base = raw.pop("extends", None)
+    raw = _deep_merge(load_raw(base), raw) if base else raw
+    raw.setdefault("name", name)
+    return raw
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_override(raw: dict, assignment: str) -> None:
+    """Apply one ``dotted.key=value`` (value parsed as YAML; list items addressed by index or method name)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects key=value, got '{assignment}'")
+    dotted, text = assignment.split("=", 1)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    parts = dotted.strip().split(".")
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        node = _descend(node, part, ".".join(parts[: i + 1]))
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, dotted)] = value
+    else:
+        node[last] = value
+
+
+def _descend(node: Any, part: str, where: str) -> Any:
+    if isinstance(node, list):
+        return node[_list_index(node, part, where)]
+    if not isinstance(node, dict):
+        raise ConfigError(f"--set: '{where}' is not a section")
+    return node.setdefault(part, {})
+
+
+def _list_index(items: list, part: str, where: str) -> int:
+    if part.isdigit() and int(part) < len(items):
+        return int(part)
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and item.get("name") == part:
+            return i
+    names = [str(item.get("name", i)) if isinstance(item, dict) else str(i) for i, item in enumerate(items)]
+    raise ConfigError(f"--set: no list item '{part}' at '{where}'; items: {', '.join(names)}")
+
+
+def load_config(
+    preset: Optional[str] = None,
+    config_file: Optional[Path] = None,
+    overrides: tuple[str, ...] | list[str] = (),
+) -> RunConfig:
+    """Resolve preset/file + overrides into a validated :class:`RunConfig`."""
+    if preset and config_file:
+        raise ConfigError("give either --preset or --config, not both")
+    raw = load_raw(preset, config_file)
+    for assignment in overrides:
+        apply_override(raw, assignment)
+    cfg = build(RunConfig, raw, "")
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: RunConfig) -> None:
+    """Cross-field checks that the dataclass types cannot express."""
+    if not cfg.methods:
+        raise ConfigError("config key 'methods' must list at least one method")
+    seen = set()
+    for i, method in enumerate(cfg.methods):
+        if not method.name:
+            raise ConfigError(f"config key 'methods.{i}.name' is required")
+        if method.name in seen:
+            raise ConfigError(f"config key 'methods.{i}.name': duplicate method name '{method.name}'")
+        seen.add(method.name)
+        if method.mixer not in ("gsa", "fta"):
+            raise ConfigError(f"config key 'methods.{i}.mixer' must be gsa or fta, got '{method.mixer}'")
+        cfg.method_train(method)  # validates the per-method train overrides
+    if cfg.scenario.kind not in ("class_split", "dataset_sequence"):
+        raise ConfigError(
+            f"config key 'scenario.kind' must be class_split or dataset_sequence, got '{cfg.scenario.kind}'"
+        )
+    if cfg.scenario.class_order not in ("seeded", "canonical", "groups", "explicit"):
+        raise ConfigError(
+            "config key 'scenario.class_order' must be seeded, canonical, groups or explicit, "
+            f"got '{cfg.scenario.class_order}'"
+        )
+    if cfg.scenario.kind == "dataset_sequence" and not cfg.scenario.sequence:
+        raise ConfigError("config key 'scenario.sequence' must list the datasets of a dataset_sequence scenario")
+    if cfg.train.optimizer not in ("adam", "adamw", "sgd"):
+        raise ConfigError(f"config key 'train.optimizer' must be adam, adamw or sgd, got '{cfg.train.optimizer}'")
+
+
+def to_dict(cfg: RunConfig) -> dict:
+    """Plain mapping for ``config.yaml``."""
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,72 @@
+"""Free Spoken Digit Dataset: ``recordings/{digit}_{speaker}_{take}.wav`` (8 kHz, 6 speakers x 50 takes).
+
+The official protocol puts takes 0-4 in test and takes 5-49 in train. FSDD defines no validation set, so this
+source holds out ``val_takes`` (default 5-9) of the training takes as validation; the test set stays official.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable
+
+from benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
+from benchmark.datasets.speechcommands import SPEECHCOMMANDS_DEFAULTS
+from benchmark.errors import DataError
+
+__all__ = ["FSDDSource", "FSDD_DEFAULTS", "TEST_TAKES"]
+
+# FSDD has no published fbank statistics; its clips are spoken words like Speech Commands', so it borrows
+# Speech Commands' mean/std and 128-frame length (clips are under 1 s) and SpecAugment widths.
+FSDD_DEFAULTS = FeatureDefaults(
+    mean=SPEECHCOMMANDS_DEFAULTS.mean, std=SPEECHCOMMANDS_DEFAULTS.std, target_frames=128, freqm=48, timem=48
+)
+
+TEST_TAKES = range(0, 5)
+_NAME = re.compile(r"^(?P<digit>[0-9])_(?P<speaker>[A-Za-z0-9]+)_(?P<take>[0-9]+)\.wav$")
+
+
+class FSDDSource(ClipSource):
+    """FSDD clips; ``root`` is the repository folder (holding ``recordings/``) or ``recordings/`` itself."""
+
+    name = "fsdd"
+
+    def __init__(self, root: Path, val_takes: Iterable[int] = range(5, 10)) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(
+                f"{self.root}: FSDD folder not found (expected recordings/{{digit}}_{{speaker}}_{{take}}.wav)"
+            )
+        recordings = self.root / "recordings"
+        self.recordings = recordings if recordings.is_dir() else self.root
+        self.val_takes = frozenset(int(t) for t in val_takes)
+        clash = sorted(self.val_takes & set(TEST_TAKES))
+        if clash:
+            raise DataError(f"{self.root}: FSDD val_takes {clash} are official test takes (0-4)")
+        self._clips = self._scan()
+
+    @property
+    def feature_defaults(self) -> FeatureDefaults:
+        return FSDD_DEFAULTS
+
+    def classes(self) -> list[str]:
+        return sorted({clip.label for clip in self._clips}, key=int)
+
+    def clips(self) -> list[Clip]:
+        return list(self._clips)
+
+    def _scan(self) -> list[Clip]:
+        folder = self.recordings.resolve()
+        paths = sorted(folder.glob("*.wav"))
+        if not paths:
+            raise DataError(
+                f"{self.recordings}: no FSDD recordings found (expected {{digit}}_{{speaker}}_{{take}}.wav)"
+            )
+        clips = []
+        for path in paths:
+            match = _NAME.match(path.name)
+            if match is None:
+                raise DataError(f"{path}: malformed FSDD file name (expected {{digit}}_{{speaker}}_{{take}}.wav)")
+            take = int(match["take"])
+            split = "test" if take in TEST_TAKES else "val" if take in self.val_takes else "train"
+            clips.append(Clip(key=str(path), label=match["digit"], split=split, path=path))
+        return clips

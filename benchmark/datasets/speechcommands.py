@@ -1,0 +1,105 @@
+"""Google Speech Commands v0.02 in the official layout: ``<word>/<speaker>_nohash_<n>.wav`` plus list files.
+
+``validation_list.txt`` and ``testing_list.txt`` name the validation and test clips (relative paths such as
+``right/bb05582b_nohash_3.wav``); every other clip is training. ``_background_noise_`` holds long noise
+recordings, not utterances, and is never a class.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+from benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
+from benchmark.errors import DataError
+
+__all__ = ["SpeechCommandsSource", "SPEECHCOMMANDS_DEFAULTS", "COMMAND_WORDS", "BACKGROUND_NOISE"]
+
+#: AST's Speech Commands V2 fbank statistics, length and SpecAugment widths (REFERENCE.md)
+SPEECHCOMMANDS_DEFAULTS = FeatureDefaults(mean=-6.845978, std=5.5654526, target_frames=128, freqm=48, timem=48)
+
+#: the ten command words of the classic 12-class (V2-12) task
+COMMAND_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+
+BACKGROUND_NOISE = "_background_noise_"
+LIST_FILES = {"val": "validation_list.txt", "test": "testing_list.txt"}
+
+
+class SpeechCommandsSource(ClipSource):
+    """Speech Commands clips of ``words`` (default: every word folder present, sorted), official split."""
+
+    name = "speechcommands"
+
+    def __init__(self, root: Path, words: Optional[Sequence[str]] = None) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(
+                f"{self.root}: Speech Commands root folder not found "
+                "(expected <word>/*.wav, validation_list.txt and testing_list.txt in it)"
+            )
+        self.available_words = sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))
+        )
+        self._words = self._select(words)
+        self._split_of = self._read_lists()
+
+    @property
+    def feature_defaults(self) -> FeatureDefaults:
+        return SPEECHCOMMANDS_DEFAULTS
+
+    def classes(self) -> list[str]:
+        return list(self._words)
+
+    def clips(self) -> list[Clip]:
+        root = self.root.resolve()
+        clips = []
+        for word in self._words:
+            for path in sorted((root / word).glob("*.wav")):
+                split = self._split_of.get(f"{word}/{path.name}", "train")
+                clips.append(Clip(key=str(path), label=word, split=split, path=path))
+        return clips
+
+    def _select(self, words: Optional[Sequence[str]]) -> list[str]:
+        if words is None:
+            if not self.available_words:
+                raise DataError(f"{self.root}: no word folders found (expected the Speech Commands layout)")
+            return list(self.available_words)
+        words = list(words)
+        duplicates = sorted({w for w in words if words.count(w) > 1})
+        if duplicates:
+            raise DataError(f"{self.root}: word(s) requested twice: {', '.join(duplicates)}")
+        missing = [w for w in words if w not in self.available_words]
+        if missing:
+            raise DataError(
+                f"{self.root}: word folder(s) {', '.join(map(repr, missing))} not found; "
+                f"available words: {', '.join(self.available_words) or '(none)'}"
+            )
+        if not words:
+            raise DataError(f"{self.root}: an empty word list was requested")
+        return words
+
+    def _read_lists(self) -> dict[str, str]:
+        """Map ``word/file.wav`` to "val"/"test" for the selected words; entries of other words are ignored."""
+        selected = set(self._words)
+        split_of: dict[str, str] = {}
+        for split, name in LIST_FILES.items():
+            list_path = self.root / name
+            if not list_path.is_file():
+                raise DataError(f"{list_path}: Speech Commands split list not found (expected the official {name})")
+            try:
+                lines = list_path.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as err:
+                raise DataError(f"{list_path}: cannot read the split list ({err})") from err
+            for line_no, line in enumerate(lines, start=1):
+                entry = line.strip().replace("\\", "/")
+                if not entry:
+                    continue
+                word, _, filename = entry.partition("/")
+                if not filename or "/" in filename:
+                    raise DataError(f"{list_path}, line {line_no}: expected <word>/<file>.wav, got {entry!r}")
+                if word not in selected:
+                    continue
+                if not (self.root / word / filename).is_file():
+                    raise DataError(f"{list_path}, line {line_no}: {self.root / entry} not found")
+                if split_of.setdefault(entry, split) != split:
+                    raise DataError(f"{list_path}, line {line_no}: {entry} is also in {LIST_FILES[split_of[entry]]}")
+        return split_of

@@ -1,0 +1,380 @@
+"""Run every method of a config through the task sequence and write its run folder.
+
+One method's folder holds ``config.yaml``, ``metrics.csv`` (every Avalanche metric value),
+``accuracy_matrix.csv``, ``accuracy_vs_task.png``, ``checkpoints/task_NN.pt`` and, last, ``summary.json``.
+A method whose ``summary.json`` exists is complete; otherwise ``resume`` restarts it after its last
+checkpointed task.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import metrics as M
+from .config import MethodConfig, RunConfig, to_dict
+from .errors import ConfigError
+from .report.plots import plot_accuracy_vs_task
+from .results import git_commit, save_torch, write_csv, write_json, write_text, write_yaml
+from .scenarios import TaskData, build_tasks, default_cache_dir, input_frames, make_benchmark
+
+log = logging.getLogger("ticl")
+
+SUMMARY = "summary.json"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"config key 'train.device' is '{name}', but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------------------------- the model
+def build_model(cfg: RunConfig, method: MethodConfig, frames: int, device: torch.device, progress: bool):
+    """Backbone (with the method's token mixer) + its initial weights + the method's PET method."""
+    from models import TaskIncrementalModel, create_model, create_pet
+    from models.pos_embed import resample_pos_embed
+
+    from .upstream import backbone_kwargs, pretrained_backbone_state
+
+    try:
+        backbone = create_model(
+            cfg.model.name,
+            input_frames=frames,
+            num_mel_bins=cfg.features.num_mel_bins,
+            mixer=method.mixer,
+            **backbone_kwargs(cfg.model),
+        )
+    except KeyError as exc:
+        raise ConfigError(f"config key 'model.name': {exc}") from None
+    init = cfg.model.init
+    if init == "upstream":
+        ckpt = pretrained_backbone_state(cfg.model, cfg.features.num_mel_bins, default_cache_dir(cfg.features), device, progress)
+        state = dict(ckpt["state_dict"])
+        if tuple(ckpt["grid"]) != tuple(backbone.patch_grid):
+            state["pos_embed"] = resample_pos_embed(
+                state["pos_embed"], tuple(ckpt["grid"]), tuple(backbone.patch_grid), backbone.num_prefix_tokens
+            )
+        backbone.load_state_dict(state)
+    elif init != "random":
+        path = Path(init).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"config key 'model.init': expected upstream, random or a state-dict file; '{init}' not found")
+        backbone.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    pet = None
+    if method.pet:
+        try:
+            pet = create_pet(method.pet, **method.pet_options)
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"config key 'methods.{method.name}.pet': {exc}") from None
+    return TaskIncrementalModel(backbone, pet).to(device)
+
+
+# --------------------------------------------------------------------------------------------- the method
+@dataclass
+class MethodResult:
+    method: MethodConfig
+    folder: Path
+    summary: dict
+
+
+@dataclass
+class _State:
+    """What a checkpoint carries so that a run can restart after its last finished task."""
+
+    R: list = field(default_factory=list)
+    per_task: list = field(default_factory=list)
+    metric_rows: list = field(default_factory=list)
+    val_history: dict = field(default_factory=dict)
+    best_epoch: dict = field(default_factory=dict)
+
+
+def _metric_rows(evaluator) -> list[dict]:
+    rows = []
+    for name, (steps, values) in evaluator.get_all_metrics().items():
+        for step, value in zip(steps, values):
+            if isinstance(value, (int, float)):
+                rows.append({"metric": name, "step": int(step), "value": float(value)})
+    return rows
+
+
+def _untrained_head_accuracy(net, task: TaskData, seed: int, batch: int, device) -> float:
+    """R[i][j] for a task j not yet trained: a copy of the model with a fresh (seeded) head and fresh PET
+    modules for j. Never touches the real model, so evaluating ahead cannot change later results."""
+    from strategies.plugins import evaluate_accuracy
+
+    probe = copy.deepcopy(net)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed * 7919 + task.id)
+        probe.add_task(task.id, len(task.classes))
+    probe.to(device)
+    dataset = _with_task_labels(task, "test")
+    return evaluate_accuracy(probe, dataset, batch, device)[0]
+
+
+class _TaskLabelled(torch.utils.data.Dataset):
+    def __init__(self, dataset, task_id: int) -> None:
+        self.dataset, self.task_id = dataset, task_id
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        x, y = self.dataset[i]
+        return x, y, self.task_id
+
+
+def _with_task_labels(task: TaskData, split: str):
+    return _TaskLabelled(task.dataset(split), task.id)
+
+
+def run_method(
+    cfg: RunConfig,
+    method: MethodConfig,
+    tasks: list[TaskData],
+    folder: Path,
+    progress: bool = True,
+    resume: bool = False,
+    data_report: Optional[dict] = None,
+) -> MethodResult:
+    from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics, loss_metrics
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from strategies import get_strategy, make_optimizer_factory
+    from strategies.plugins import BestValidationPlugin, DataTimePlugin, ProgressPlugin, evaluate_accuracy
+
+    folder.mkdir(parents=True, exist_ok=True)
+    train_cfg = cfg.method_train(method)
+    device = resolve_device(train_cfg.device)
+    if train_cfg.threads > 0:
+        torch.set_num_threads(train_cfg.threads)
+    strategy_cls = get_strategy(method.strategy)
+    resolved = to_dict(cfg) | {"methods": [dataclasses.asdict(method)], "train": dataclasses.asdict(train_cfg)}
+    write_yaml(folder / "config.yaml", resolved)
+
+    seed_everything(cfg.seed)
+    frames = input_frames(tasks)
+    net = build_model(cfg, method, frames, device, progress)
+    bm = make_benchmark(tasks)
+    T = len(tasks)
+
+    state = _State()
+    start_task = 0
+    ckpt_dir = folder / "checkpoints"
+    if resume and ckpt_dir.is_dir():
+        done = sorted(ckpt_dir.glob("task_*.pt"))
+        if done:
+            ckpt = torch.load(done[-1], map_location="cpu", weights_only=False)
+            for task_id, n_classes in ckpt["tasks"]:
+                net.add_task(task_id, n_classes)
+            net.load_state_dict(ckpt["net"])
+            net.to(device)
+            state = _State(**ckpt["state"])
+            torch.set_rng_state(ckpt["rng"])
+            start_task = len(ckpt["tasks"])
+            log.info("%s: resuming after task %d from %s", method.name, start_task - 1, done[-1])
+
+    validation = BestValidationPlugin(
+        [bm.valid_stream[i].dataset.eval() for i in range(T)], train_cfg.eval_batch_size, train_cfg.select_on_val
+    )
+    validation.history.update({int(k): v for k, v in state.val_history.items()})
+    validation.best_epoch.update({int(k): v for k, v in state.best_epoch.items()})
+    data_time = DataTimePlugin()
+    evaluator = EvaluationPlugin(
+        accuracy_metrics(epoch=True, experience=True, stream=True),
+        loss_metrics(epoch=True, experience=True, stream=True),
+        forgetting_metrics(experience=True, stream=True),
+        loggers=[],
+    )
+    strategy = strategy_cls(
+        model=net,
+        optimizer_factory=make_optimizer_factory(
+            train_cfg.optimizer, train_cfg.lr, train_cfg.weight_decay, train_cfg.momentum
+        ),
+        train_mb_size=train_cfg.batch_size,
+        train_epochs=train_cfg.epochs,
+        eval_mb_size=train_cfg.eval_batch_size,
+        device=device,
+        plugins=[validation, data_time, ProgressPlugin(method.name, validation, enabled=progress)],
+        evaluator=evaluator,
+        **method.strategy_options,
+    )
+
+    prior_metric_rows = list(state.metric_rows)  # from before a resume; the evaluator only knows this process
+    for i in range(start_task, T):
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        started = time.perf_counter()
+        strategy.train(bm.train_stream[i])
+        train_seconds = time.perf_counter() - started
+        results = strategy.eval(bm.test_stream[: i + 1])
+        row = []
+        for j in range(T):
+            if j <= i:
+                row.append(float(results[f"Top1_Acc_Exp/eval_phase/test_stream/Task{j:03d}/Exp{j:03d}"]))
+            else:
+                row.append(_untrained_head_accuracy(net, tasks[j], cfg.seed, train_cfg.eval_batch_size, device))
+        state.R.append(row)
+
+        test_set = _with_task_labels(tasks[i], "test")
+        acc_check, n_test, eval_seconds = evaluate_accuracy(strategy.model, test_set, train_cfg.eval_batch_size, device)
+        if abs(acc_check - row[i]) > 1e-6:
+            raise RuntimeError(f"accuracy mismatch on task {i}: Avalanche {row[i]} vs direct {acc_check}")
+        sample = tasks[i].dataset("test")[0][0][None].to(device)
+        flops = M.count_flops(net, sample, torch.tensor([i], device=device))
+        trainable = sum(p.numel() for group in strategy.optimizer.param_groups for p in group["params"])
+        state.per_task.append(
+            {
+                "task": i,
+                "trainable_params": int(trainable),
+                "task_specific_params": int(sum(p.numel() for p in net.task_parameters(i))),
+                "total_params": int(sum(p.numel() for p in net.parameters())),
+                "gflops_per_sample": flops / 1e9,
+                "train_seconds": train_seconds,
+                "data_seconds": data_time.seconds.get(i, 0.0),
+                "peak_memory_mb": M.peak_memory_mb(device),
+                "eval_samples_per_second": n_test / eval_seconds if eval_seconds > 0 else 0.0,
+                "best_epoch": validation.best_epoch.get(i),
+                "val_accuracy": validation.history.get(i, []),
+            }
+        )
+        state.metric_rows = prior_metric_rows + _metric_rows(evaluator)
+        state.val_history = {str(k): v for k, v in validation.history.items()}
+        state.best_epoch = {str(k): v for k, v in validation.best_epoch.items()}
+        save_torch(
+            ckpt_dir / f"task_{i:02d}.pt",
+            {
+                "net": net.state_dict(),
+                "tasks": [(t.id, len(t.classes)) for t in tasks[: i + 1]],
+                "state": dataclasses.asdict(state),
+                "rng": torch.get_rng_state(),
+            },
+        )
+    summary = _summary(cfg, method, strategy_cls, tasks, state, device, data_report)
+    _write_outputs(folder, method, tasks, state, summary)
+    return MethodResult(method, folder, summary)
+
+
+def _summary(cfg, method, strategy_cls, tasks, state: _State, device, data_report) -> dict:
+    R = state.R
+    return {
+        "preset": cfg.name,
+        "method": method.name,
+        "strategy": method.strategy,
+        "mixer": method.mixer,
+        "pet": method.pet,
+        "seed": cfg.seed,
+        "tasks": [
+            {
+                "id": t.id,
+                "name": t.name,
+                "source": t.source,
+                "classes": t.classes,
+                "n_train": len(t.splits["train"]),
+                "n_val": len(t.splits["val"]),
+                "n_test": len(t.splits["test"]),
+            }
+            for t in tasks
+        ],
+        "accuracy_matrix": R,
+        "accuracy_matrix_note": "R[i][j] for j > i uses an untrained (seeded, discarded) head: chance level",
+        "avg_accuracy": M.average_accuracy(R),
+        "avg_accuracy_curve": M.average_accuracy_curve(R),
+        "avg_forgetting": M.average_forgetting(R),
+        "forgetting_per_task": M.forgetting_per_task(R),
+        "bwt": M.backward_transfer(R),
+        "per_task": state.per_task,
+        "data": data_report or {},
+        "environment": {
+            "torch": torch.__version__,
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+            "git_commit": git_commit(),
+        },
+    }
+
+
+def _write_outputs(folder: Path, method: MethodConfig, tasks, state: _State, summary: dict) -> None:
+    names = [t.name for t in tasks]
+    matrix = pd.DataFrame(state.R, columns=[f"task_{j}" for j in range(len(tasks))])
+    matrix.insert(0, "after_task", range(len(tasks)))
+    write_csv(folder / "accuracy_matrix.csv", matrix)
+    write_csv(folder / "metrics.csv", pd.DataFrame(state.metric_rows, columns=["metric", "step", "value"]))
+    plot_accuracy_vs_task(state.R, names, f"{summary['preset']}: {method.name}", folder / "accuracy_vs_task.png")
+    write_json(folder / SUMMARY, summary)
+
+
+# ------------------------------------------------------------------------------------------------ the run
+def comparison_table(summaries: list[dict]) -> pd.DataFrame:
+    """One row per method: the headline TI-CL numbers side by side."""
+    rows = []
+    for s in summaries:
+        per = s["per_task"]
+        rows.append(
+            {
+                "method": s["method"],
+                "strategy": s["strategy"],
+                "mixer": s.get("mixer", ""),
+                "pet": s.get("pet") or "-",
+                "avg acc": s["avg_accuracy"],
+                "forgetting": s["avg_forgetting"],
+                "BWT": s["bwt"],
+                "trainable params (last task)": per[-1]["trainable_params"],
+                "task-specific params / task": int(np.mean([p["task_specific_params"] for p in per])),
+                "GFLOPs / sample": float(np.mean([p["gflops_per_sample"] for p in per])),
+                "train s": float(sum(p["train_seconds"] for p in per)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def format_table(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False, floatfmt=".4g")
+
+
+def run(
+    cfg: RunConfig, out_dir: Path, progress: bool = True, resume: bool = False
+) -> tuple[list[MethodResult], str]:
+    """Run every method of ``cfg`` into ``out_dir/<method>/``; write and return the comparison table."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_yaml(out_dir / "config.yaml", to_dict(cfg))
+    started = time.perf_counter()
+    tasks, report = build_tasks(cfg, progress=progress)
+    data_report = dataclasses.asdict(report)
+    log.info(
+        "features: %d clips, %d from cache, %d computed, %.1f s",
+        report.clips, report.cache_hits, report.cache_misses, report.seconds,
+    )
+    results = []
+    for method in cfg.methods:
+        folder = out_dir / method.name
+        if resume and (folder / SUMMARY).is_file():
+            import json
+
+            log.info("%s: already complete, skipped", method.name)
+            results.append(MethodResult(method, folder, json.loads((folder / SUMMARY).read_text())))
+            continue
+        results.append(run_method(cfg, method, tasks, folder, progress, resume, data_report))
+    table = format_table(comparison_table([r.summary for r in results]))
+    header = f"# {cfg.name} (seed {cfg.seed})\n\n{cfg.description.strip()}\n\n" if cfg.description else ""
+    write_text(out_dir / "table.md", header + table + "\n")
+    log.info("total %.1f s", time.perf_counter() - started)
+    return results, table

@@ -1,0 +1,136 @@
+"""The base class every strategy of the suite derives from.
+
+What the runner guarantees a :class:`TICLStrategy`:
+
+- **Task labels.** Every mini-batch carries its task label (``self.mb_task_id``); class ids start at zero in
+  each task. Training experiences arrive in task order 0, 1, 2, ...
+- **Per-task heads.** ``self.model`` is an Avalanche ``MultiTaskModule`` wrapping a
+  :class:`models.TaskIncrementalModel` (``self.net``). Before a task is trained, its head and its PET modules (if
+  the method names one) already exist: Avalanche's model adaptation adds them.
+- **Optimisation.** Before each task a fresh optimizer is built over :meth:`trainable_parameters`; everything
+  else has ``requires_grad=False``. Override :meth:`trainable_parameters` to choose what trains.
+- **Model selection** on the task's validation split (never its test split) when ``train.select_on_val`` is on,
+  by :class:`strategies.plugins.BestValidationPlugin`.
+- **Metrics and checkpoints.** The runner evaluates every seen task's test split after each task, writes
+  the accuracy matrix, forgetting, BWT and compute figures, and saves a checkpoint of ``self.net``.
+
+Hooks a subclass may override: :meth:`trainable_parameters`, :meth:`on_task_start`, :meth:`on_task_end`, and any
+Avalanche template hook (``criterion``, ``training_epoch``, ``_before_training_exp`` ...). Strategy-specific
+options arrive as keyword arguments from the method's ``strategy_options``.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Optional
+
+import torch
+from avalanche.training.templates import SupervisedTemplate
+from torch import nn
+
+from models import TaskIncrementalModel
+
+from .model_adapter import AvalancheTaskModel
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+
+class TICLStrategy(SupervisedTemplate):
+    """A task-incremental strategy: per-task heads, known task id, a fresh optimizer per task."""
+
+    #: set by :func:`strategies.registry.register_strategy`
+    strategy_name: str = ""
+
+    def __init__(
+        self,
+        *,
+        model: TaskIncrementalModel,
+        optimizer_factory: OptimizerFactory,
+        train_mb_size: int = 32,
+        train_epochs: int = 1,
+        eval_mb_size: int = 64,
+        device: str | torch.device = "cpu",
+        plugins: Optional[list] = None,
+        evaluator=None,
+        **kwargs,
+    ) -> None:
+        wrapped = AvalancheTaskModel(model)
+        self.optimizer_factory = optimizer_factory
+        # Avalanche wants an optimizer at construction; the real one is built per task in make_optimizer.
+        placeholder = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.0)
+        extra = {} if evaluator is None else {"evaluator": evaluator}
+        super().__init__(
+            model=wrapped,
+            optimizer=placeholder,
+            criterion=nn.CrossEntropyLoss(),
+            train_mb_size=train_mb_size,
+            train_epochs=train_epochs,
+            eval_mb_size=eval_mb_size,
+            device=device,
+            plugins=plugins,
+            eval_every=-1,
+            **extra,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------------------------ what subclasses use
+    @property
+    def net(self) -> TaskIncrementalModel:
+        """The pure-PyTorch model inside Avalanche's wrapper."""
+        return self.model.net
+
+    @property
+    def current_task(self) -> int:
+        """Task label of the experience being trained or evaluated."""
+        return int(self.experience.task_labels[0])
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters the optimizer updates on the current task. Default: everything (full fine-tuning)."""
+        return list(self.net.parameters())
+
+    def on_task_start(self, task_id: int) -> None:
+        """Called after the task's head/PET modules exist and before its optimizer is built."""
+
+    def on_task_end(self, task_id: int) -> None:
+        """Called after the task is trained (and its best validation epoch restored)."""
+
+    # --------------------------------------------------------------------------------- Avalanche plumbing
+    def check_model_and_optimizer(self, reset_optimizer_state: bool = False, **kwargs) -> None:
+        """Grow the model for the new task, then build a fresh optimizer over the trainable parameters.
+
+        Replaces Avalanche's version, which builds the optimizer before the model is adapted on the first
+        experience and keeps optimizer state across tasks.
+        """
+        self.model = self.model_adaptation()
+        self.on_task_start(self.current_task)
+        self.make_optimizer()
+
+    def make_optimizer(self, **kwargs) -> None:
+        params = self.trainable_parameters()
+        trainable = {id(p) for p in params}
+        for p in self.model.parameters():
+            p.requires_grad_(id(p) in trainable)
+        if not params:
+            raise RuntimeError(f"strategy '{self.strategy_name}' has no trainable parameters for this task")
+        self.optimizer = self.optimizer_factory(params)
+
+    def _after_training_exp(self, **kwargs) -> None:
+        super()._after_training_exp(**kwargs)
+        self.on_task_end(self.current_task)
+
+    def forward(self):
+        return self.model(self.mb_x, self.mb_task_id)
+
+
+def make_optimizer_factory(name: str, lr: float, weight_decay: float, momentum: float) -> OptimizerFactory:
+    """An optimizer constructor from config values."""
+
+    def factory(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+        params = list(params)
+        if name == "adam":
+            return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        if name == "adamw":
+            return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        if name == "sgd":
+            return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        raise ValueError(f"unknown optimizer '{name}'")
+
+    return factory

@@ -1,0 +1,140 @@
+"""Plugins every strategy gets from the runner: model selection on validation data, and a progress bar."""
+from __future__ import annotations
+
+import time
+from typing import Optional, Sequence
+
+import torch
+from avalanche.core import SupervisedPlugin
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+
+@torch.no_grad()
+def evaluate_accuracy(
+    model: torch.nn.Module, dataset: Dataset, batch_size: int, device: torch.device | str
+) -> tuple[float, int, float]:
+    """(accuracy, samples, seconds) of a task-aware model on a dataset yielding ``(x, y, task)``."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0
+    start = time.perf_counter()
+    for x, y, t in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        x, y, t = x.to(device), y.to(device), t.to(device)
+        pred = model(x, t).argmax(dim=1)
+        correct += int((pred == y).sum())
+        total += int(y.numel())
+    seconds = time.perf_counter() - start
+    model.train(was_training)
+    return (correct / total if total else float("nan")), total, seconds
+
+
+class BestValidationPlugin(SupervisedPlugin):
+    """Keep the epoch with the best accuracy on the current task's *validation* split, restore it at the end.
+
+    The test split is never looked at during training (the public AI-CL code selected epochs on the test set).
+    Only trainable tensors are snapshotted, since frozen ones cannot change.
+    """
+
+    def __init__(self, val_datasets: Sequence[Dataset], batch_size: int, enabled: bool = True) -> None:
+        super().__init__()
+        self.val_datasets = list(val_datasets)
+        self.batch_size = batch_size
+        self.enabled = enabled
+        self.history: dict[int, list[float]] = {}
+        self.best_epoch: dict[int, int] = {}
+        self._best_acc = -1.0
+        self._best_state: Optional[dict[str, torch.Tensor]] = None
+
+    def before_training_exp(self, strategy, *args, **kwargs) -> None:
+        self._best_acc = -1.0
+        self._best_state = None
+        self.history[strategy.current_task] = []
+
+    def after_training_epoch(self, strategy, *args, **kwargs) -> None:
+        task = strategy.current_task
+        acc, _, _ = evaluate_accuracy(strategy.model, self.val_datasets[task], self.batch_size, strategy.device)
+        self.history[task].append(acc)
+        if self.enabled and acc > self._best_acc:
+            self._best_acc = acc
+            self.best_epoch[task] = len(self.history[task]) - 1
+            self._best_state = {
+                name: p.detach().clone() for name, p in strategy.model.named_parameters() if p.requires_grad
+            }
+
+    def after_training_exp(self, strategy, *args, **kwargs) -> None:
+        if not self.enabled or self._best_state is None:
+            self.best_epoch[strategy.current_task] = len(self.history[strategy.current_task]) - 1
+            return
+        params = dict(strategy.model.named_parameters())
+        with torch.no_grad():
+            for name, value in self._best_state.items():
+                params[name].copy_(value)
+        self._best_state = None
+
+    def last_accuracy(self, task: int) -> Optional[float]:
+        values = self.history.get(task) or []
+        return values[-1] if values else None
+
+
+class ProgressPlugin(SupervisedPlugin):
+    """One compact tqdm bar per task: iterations over all epochs, running loss, last validation accuracy."""
+
+    def __init__(self, label: str, validation: Optional[BestValidationPlugin] = None, enabled: bool = True) -> None:
+        super().__init__()
+        self.label = label
+        self.validation = validation
+        self.enabled = enabled
+        self._bar: Optional[tqdm] = None
+        self._loss = 0.0
+
+    def before_training_exp(self, strategy, *args, **kwargs) -> None:
+        if not self.enabled:
+            return
+        total = strategy.train_epochs * len(strategy.dataloader)
+        self._bar = tqdm(total=total, desc=f"{self.label} task {strategy.current_task}", leave=False, unit="it")
+
+    def after_training_iteration(self, strategy, *args, **kwargs) -> None:
+        if self._bar is None:
+            return
+        self._loss = 0.9 * self._loss + 0.1 * float(strategy.loss) if self._bar.n else float(strategy.loss)
+        self._bar.update(1)
+
+    def after_training_epoch(self, strategy, *args, **kwargs) -> None:
+        if self._bar is None:
+            return
+        postfix = {"loss": f"{self._loss:.3f}"}
+        if self.validation is not None:
+            acc = self.validation.last_accuracy(strategy.current_task)
+            if acc is not None:
+                postfix["val_acc"] = f"{acc:.3f}"
+        self._bar.set_postfix(postfix)
+
+    def after_training_exp(self, strategy, *args, **kwargs) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class DataTimePlugin(SupervisedPlugin):
+    """Seconds per task spent waiting for mini-batches (loading, SpecAugment, normalisation, collation):
+    the gaps between one training iteration's end and the next one's start."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: dict[int, float] = {}
+        self._mark: Optional[float] = None
+
+    def before_training_epoch(self, strategy, *args, **kwargs) -> None:
+        self._mark = time.perf_counter()
+
+    def before_training_iteration(self, strategy, *args, **kwargs) -> None:
+        if self._mark is not None:
+            task = strategy.current_task
+            self.seconds[task] = self.seconds.get(task, 0.0) + time.perf_counter() - self._mark
+
+    def after_training_iteration(self, strategy, *args, **kwargs) -> None:
+        self._mark = time.perf_counter()
+
+    def after_training_epoch(self, strategy, *args, **kwargs) -> None:
+        self._mark = None

@@ -1,0 +1,105 @@
+"""The whole path through the `ticl` command on the smoke preset: run folder contents and summary schema."""
+import json
+
+import pandas as pd
+import pytest
+
+from benchmark.cli import main
+
+SUMMARY_KEYS = {"preset", "method", "strategy", "seed", "tasks", "accuracy_matrix", "avg_accuracy",
+                "avg_forgetting", "bwt", "per_task", "environment"}
+PER_TASK_KEYS = {"task", "trainable_params", "task_specific_params", "total_params", "gflops_per_sample",
+                 "train_seconds", "peak_memory_mb", "eval_samples_per_second"}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "smoke"
+    assert main(["run", "--preset", "smoke", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_run_folder_has_every_output(smoke_run):
+    assert (smoke_run / "table.md").is_file()
+    assert (smoke_run / "config.yaml").is_file()
+    for method in ("aicl-gsa", "aicl-fta", "finetune"):
+        folder = smoke_run / method
+        for name in ("config.yaml", "metrics.csv", "accuracy_matrix.csv", "accuracy_vs_task.png", "summary.json"):
+            assert (folder / name).is_file(), folder / name
+        assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["task_00.pt", "task_01.pt", "task_02.pt"]
+        assert not list(folder.rglob("*.tmp")), "a temporary file was left behind"
+
+
+def test_summary_schema(smoke_run):
+    summary = json.loads((smoke_run / "aicl-fta" / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary)
+    T = len(summary["tasks"])
+    assert T == 3
+    R = summary["accuracy_matrix"]
+    assert len(R) == T and all(len(row) == T for row in R)
+    assert all(0.0 <= v <= 1.0 for row in R for v in row)
+    for task in summary["tasks"]:
+        assert {"id", "name", "classes", "n_train", "n_val", "n_test"} <= set(task)
+        assert task["n_train"] == 12 and task["n_val"] == 6 and task["n_test"] == 8
+    assert len(summary["per_task"]) == T
+    for row in summary["per_task"]:
+        assert PER_TASK_KEYS <= set(row)
+        assert row["gflops_per_sample"] > 0 and row["train_seconds"] > 0
+        assert 0 < row["task_specific_params"] < row["total_params"]
+    assert {"torch", "device", "threads", "git_commit"} <= set(summary["environment"])
+
+
+def test_adapters_do_not_forget_and_finetune_trains_more(smoke_run):
+    aicl = json.loads((smoke_run / "aicl-gsa" / "summary.json").read_text())
+    finetune = json.loads((smoke_run / "finetune" / "summary.json").read_text())
+    R = aicl["accuracy_matrix"]
+    # frozen backbone + frozen per-task modules: every earlier task's accuracy is unchanged to the last digit
+    for j in range(len(R)):
+        assert {R[i][j] for i in range(j, len(R))} == {R[j][j]}
+    assert aicl["avg_forgetting"] == 0.0
+    assert finetune["per_task"][0]["trainable_params"] > 10 * aicl["per_task"][0]["trainable_params"]
+
+
+def test_metrics_csv_holds_avalanche_metrics(smoke_run):
+    frame = pd.read_csv(smoke_run / "finetune" / "metrics.csv")
+    names = set(frame["metric"])
+    assert "Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp000" in names
+    assert any(n.startswith("ExperienceForgetting") for n in names)
+
+
+def test_table_lists_every_method(smoke_run):
+    table = (smoke_run / "table.md").read_text()
+    for method in ("aicl-gsa", "aicl-fta", "finetune"):
+        assert method in table
+
+
+def test_finished_run_is_not_overwritten(smoke_run, capsys):
+    assert main(["run", "--preset", "smoke", "--out", str(smoke_run), "--no-progress"]) == 2
+    assert "already holds finished results" in capsys.readouterr().err
+
+
+def test_resume_continues_after_the_last_checkpoint(smoke_run, tmp_path):
+    import shutil
+
+    # simulate a run killed after task 1 of the last method: drop its summary and its last checkpoint
+    out = tmp_path / "resumed"
+    shutil.copytree(smoke_run, out)
+    (out / "finetune" / "summary.json").unlink()
+    (out / "finetune" / "checkpoints" / "task_02.pt").unlink()
+    assert main(["run", "--preset", "smoke", "--out", str(out), "--resume", "--no-progress"]) == 0
+    before = json.loads((smoke_run / "finetune" / "summary.json").read_text())
+    after = json.loads((out / "finetune" / "summary.json").read_text())
+    assert after["accuracy_matrix"][:2] == before["accuracy_matrix"][:2]
+    assert after["accuracy_matrix"] == pytest.approx(before["accuracy_matrix"])  # same seed, same machine
+
+
+def test_missing_data_root_is_a_clear_error(tmp_path, capsys):
+    missing = tmp_path / "no-such-esc50"
+    assert main(["run", "--preset", "esc50-cpu", "--data-root", str(missing), "--out", str(tmp_path / "o")]) == 2
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_presets_command_lists_presets(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert "default" in out and "esc50-cpu" in out
