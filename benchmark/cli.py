@@ -5,6 +5,7 @@ import argparse
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -114,6 +115,8 @@ COMMANDS = {"run": cmd_run, "presets": cmd_presets, "strategies": cmd_strategies
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    # qpsolvers (pulled in by Avalanche for GEM) warns on import that it has no solver; no strategy here uses it
+    warnings.filterwarnings("ignore", message="no QP solver found")
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -173,6 +173,7 @@ def _task_from_clips(
     task_id: int,
     name: str,
     source: ClipSource,
+    all_clips: list[Clip],
     classes: list[str],
     features: FeatureConfig,
     target_frames: int,
@@ -184,7 +185,7 @@ def _task_from_clips(
     settings = FbankSettings(num_mel_bins=features.num_mel_bins, target_frames=target_frames)
     index = {c: i for i, c in enumerate(classes)}
     by_split: dict[str, list[Clip]] = {s: [] for s in SPLITS}
-    for clip in source.clips():
+    for clip in all_clips:
         if clip.label in index:
             by_split[clip.split].append(clip)
     splits = {}
@@ -223,9 +224,13 @@ def build_tasks(cfg: RunConfig, progress: bool = True) -> tuple[list[TaskData], 
     if cfg.scenario.kind == "class_split":
         source = make_source(cfg.data.source, cfg.data.root, cfg.data.options, "data")
         frames = cfg.features.target_frames or source.feature_defaults.target_frames
-        for task_id, (name, classes) in enumerate(plan_class_split(source, cfg.scenario, cfg.seed)):
+        plan = plan_class_split(source, cfg.scenario, cfg.seed)
+        all_clips = source.clips()
+        for task_id, (name, classes) in enumerate(plan):
             tasks.append(
-                _task_from_clips(task_id, name, source, classes, cfg.features, frames, cache, report, progress)
+                _task_from_clips(
+                    task_id, name, source, all_clips, classes, cfg.features, frames, cache, report, progress
+                )
             )
     else:
         steps = []
@@ -236,7 +241,10 @@ def build_tasks(cfg: RunConfig, progress: bool = True) -> tuple[list[TaskData], 
         for task_id, (step, source) in enumerate(steps):
             name = step.name or source.name
             tasks.append(
-                _task_from_clips(task_id, name, source, source.classes(), cfg.features, frames, cache, report, progress)
+                _task_from_clips(
+                    task_id, name, source, source.clips(), source.classes(), cfg.features, frames, cache, report,
+                    progress,
+                )
             )
     return tasks, report
 
