@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -106,6 +107,19 @@ class _State:
     best_epoch: dict = field(default_factory=dict)
 
 
+def _evaluator():
+    """Avalanche's metrics, kept in memory and written to metrics.csv (every value, every step)."""
+    from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics, loss_metrics
+    from avalanche.training.plugins import EvaluationPlugin
+
+    return EvaluationPlugin(
+        accuracy_metrics(epoch=True, experience=True, stream=True),
+        loss_metrics(epoch=True, experience=True, stream=True),
+        forgetting_metrics(experience=True, stream=True),
+        loggers=[],
+    )
+
+
 def _metric_rows(evaluator) -> list[dict]:
     rows = []
     for name, (steps, values) in evaluator.get_all_metrics().items():
@@ -154,9 +168,6 @@ def run_method(
     resume: bool = False,
     data_report: Optional[dict] = None,
 ) -> MethodResult:
-    from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics, loss_metrics
-    from avalanche.training.plugins import EvaluationPlugin
-
     from strategies import get_strategy, make_optimizer_factory
     from strategies.plugins import BestValidationPlugin, DataTimePlugin, ProgressPlugin, evaluate_accuracy
 
@@ -197,12 +208,9 @@ def run_method(
     validation.history.update({int(k): v for k, v in state.val_history.items()})
     validation.best_epoch.update({int(k): v for k, v in state.best_epoch.items()})
     data_time = DataTimePlugin()
-    evaluator = EvaluationPlugin(
-        accuracy_metrics(epoch=True, experience=True, stream=True),
-        loss_metrics(epoch=True, experience=True, stream=True),
-        forgetting_metrics(experience=True, stream=True),
-        loggers=[],
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No loggers specified")  # values are read back, not logged
+        evaluator = _evaluator()
     strategy = strategy_cls(
         model=net,
         optimizer_factory=make_optimizer_factory(

@@ -169,83 +169,75 @@ class BuildReport:
     seconds: float = 0.0
 
 
-def _task_from_clips(
-    task_id: int,
-    name: str,
+def _tasks_from_source(
     source: ClipSource,
-    all_clips: list[Clip],
-    classes: list[str],
+    plan: list[tuple[str, list[str]]],
+    first_id: int,
     features: FeatureConfig,
     target_frames: int,
     cache: FeatureCache,
     report: BuildReport,
     progress: bool,
-) -> TaskData:
+) -> list[TaskData]:
+    """Features for every task of ``plan`` (one pass over the source, one progress bar), split per task."""
     defaults = source.feature_defaults
     settings = FbankSettings(num_mel_bins=features.num_mel_bins, target_frames=target_frames)
-    index = {c: i for i, c in enumerate(classes)}
-    by_split: dict[str, list[Clip]] = {s: [] for s in SPLITS}
-    for clip in all_clips:
-        if clip.label in index:
-            by_split[clip.split].append(clip)
-    splits = {}
-    for split, clips in by_split.items():
-        missing = [c for c in classes if not any(clip.label == c for clip in clips)]
-        if missing:
-            raise DataError(
-                f"task '{name}' of source '{source.name}' has no {split} clips for class(es) {missing}; "
-                "every class needs train, val and test clips"
+    wanted = {c for _, classes in plan for c in classes}
+    clips = [clip for clip in source.clips() if clip.label in wanted]
+    batch = extract_features(clips, settings, cache, progress=progress, desc=f"features {source.name}")
+    report.clips += len(clips)
+    report.cache_hits += batch.hits
+    report.cache_misses += batch.misses
+    report.seconds += batch.seconds
+    tasks = []
+    for offset, (name, classes) in enumerate(plan):
+        index = {c: i for i, c in enumerate(classes)}
+        splits = {}
+        for split in SPLITS:
+            rows = [i for i, clip in enumerate(clips) if clip.split == split and clip.label in index]
+            present = {clips[i].label for i in rows}
+            missing = [c for c in classes if c not in present]
+            if missing:
+                raise DataError(
+                    f"task '{name}' of source '{source.name}' has no {split} clips for class(es) {missing}; "
+                    "every class needs train, val and test clips"
+                )
+            labels = torch.tensor([index[clips[i].label] for i in rows], dtype=torch.long)
+            splits[split] = FeatureSplit(batch.features[rows], labels)
+        tasks.append(
+            TaskData(
+                id=first_id + offset,
+                name=name,
+                source=source.name,
+                classes=list(classes),
+                splits=splits,
+                mean=features.mean if features.mean is not None else defaults.mean,
+                std=features.std if features.std is not None else defaults.std,
+                freqm=features.freqm if features.freqm is not None else defaults.freqm,
+                timem=features.timem if features.timem is not None else defaults.timem,
             )
-        batch = extract_features(clips, settings, cache, progress=progress, desc=f"features {name} {split}")
-        report.clips += len(clips)
-        report.cache_hits += batch.hits
-        report.cache_misses += batch.misses
-        report.seconds += batch.seconds
-        labels = torch.tensor([index[c.label] for c in clips], dtype=torch.long)
-        splits[split] = FeatureSplit(batch.features, labels)
-    return TaskData(
-        id=task_id,
-        name=name,
-        source=source.name,
-        classes=list(classes),
-        splits=splits,
-        mean=features.mean if features.mean is not None else defaults.mean,
-        std=features.std if features.std is not None else defaults.std,
-        freqm=features.freqm if features.freqm is not None else defaults.freqm,
-        timem=features.timem if features.timem is not None else defaults.timem,
-    )
+        )
+    return tasks
 
 
 def build_tasks(cfg: RunConfig, progress: bool = True) -> tuple[list[TaskData], BuildReport]:
     """Load the sources named by ``cfg`` and compute (or read cached) features for every task."""
     cache = FeatureCache(default_cache_dir(cfg.features) / "features")
     report = BuildReport()
-    tasks: list[TaskData] = []
     if cfg.scenario.kind == "class_split":
         source = make_source(cfg.data.source, cfg.data.root, cfg.data.options, "data")
         frames = cfg.features.target_frames or source.feature_defaults.target_frames
         plan = plan_class_split(source, cfg.scenario, cfg.seed)
-        all_clips = source.clips()
-        for task_id, (name, classes) in enumerate(plan):
-            tasks.append(
-                _task_from_clips(
-                    task_id, name, source, all_clips, classes, cfg.features, frames, cache, report, progress
-                )
-            )
-    else:
-        steps = []
-        for i, step in enumerate(cfg.scenario.sequence):
-            steps.append((step, make_source(step.source, step.root, step.options, f"scenario.sequence.{i}")))
-        # One backbone reads every task, so every task shares one input length: the config's, else the longest.
-        frames = cfg.features.target_frames or max(src.feature_defaults.target_frames for _, src in steps)
-        for task_id, (step, source) in enumerate(steps):
-            name = step.name or source.name
-            tasks.append(
-                _task_from_clips(
-                    task_id, name, source, source.clips(), source.classes(), cfg.features, frames, cache, report,
-                    progress,
-                )
-            )
+        return _tasks_from_source(source, plan, 0, cfg.features, frames, cache, report, progress), report
+    steps = []
+    for i, step in enumerate(cfg.scenario.sequence):
+        steps.append((step, make_source(step.source, step.root, step.options, f"scenario.sequence.{i}")))
+    # One backbone reads every task, so every task shares one input length: the config's, else the longest.
+    frames = cfg.features.target_frames or max(src.feature_defaults.target_frames for _, src in steps)
+    tasks: list[TaskData] = []
+    for task_id, (step, source) in enumerate(steps):
+        plan = [(step.name or source.name, source.classes())]
+        tasks += _tasks_from_source(source, plan, task_id, cfg.features, frames, cache, report, progress)
     return tasks, report
 
 

@@ -1,0 +1,27 @@
+"""Pure-PyTorch models of the audio TI-CL suite: AST backbone, token mixers (GSA / FTA), PET methods, TI-CL wrapper.
+
+Build backbones by name (timm's pattern): ``create_model("ast_base", input_frames=512, mixer="fta")``.
+"""
+from models import ast as _ast  # noqa: F401  (registers the AST entrypoints)
+from models.ast import ASTBackbone, Block
+from models.errors import ModelError
+from models.mixers import MIXERS, create_mixer
+from models.pet import PET_METHODS, PETMethod, create_pet
+from models.registry import create_model, list_models, register_model
+from models.ticl import PAD_LOGIT, TaskIncrementalModel
+
+__all__ = [
+    "ASTBackbone",
+    "Block",
+    "MIXERS",
+    "ModelError",
+    "PAD_LOGIT",
+    "PET_METHODS",
+    "PETMethod",
+    "TaskIncrementalModel",
+    "create_mixer",
+    "create_model",
+    "create_pet",
+    "list_models",
+    "register_model",
+]

@@ -110,7 +110,7 @@ def global_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: f
 # ----------------------------------------------------------------------------------------------- fused CPU path
 def _split(x: torch.Tensor, num_prefix: int, n_freq: int, n_time: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(Z, L, hd) -> prefix (Z, P, hd) and patch grid (Z, F, T, hd) views."""
-    return x[:, :num_prefix], x[:, num_prefix:].unflatten(1, (n_freq, n_time))
+    return x[:, :num_prefix], rearrange(x[:, num_prefix:], "z (f t) d -> z f t d", f=n_freq, t=n_time)
 
 
 def _fta_forward(
@@ -122,25 +122,26 @@ def _fta_forward(
     n_time: int,
     num_prefix: int,
     scale: float,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+    need_lse: bool = True,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Fused FTA forward. q, k, v: (Z, L, hd), Z = B*H; writes (B, H, L, hd) ``out`` (any strides).
 
-    Returns the joint log-sum-exp of the patch queries (Z, F, T) and the prefix-query probabilities (Z, P, L),
-    which the backward needs.
+    Returns what the backward needs: the joint log-sum-exp of the patch queries (Z, F, T; None unless
+    ``need_lse``) and the prefix-query probabilities (Z, P, L).
     """
     batch, heads = out.shape[0], out.shape[1]
     p = num_prefix
     q_pre, q_grid = _split(q, p, n_freq, n_time)
     k_pre, k_grid = _split(k, p, n_freq, n_time)
     v_pre, v_grid = _split(v, p, n_freq, n_time)
-    out_grid = out[:, :, p:].unflatten(2, (n_freq, n_time))  # (B, H, F, T, hd) view
+    out_grid = rearrange(out[:, :, p:], "b h (f t) d -> b h f t d", f=n_freq)  # view
 
     def per_head(x: torch.Tensor) -> torch.Tensor:  # (Z, ...) -> (B, H, ...) view
-        return x.unflatten(0, (batch, heads))
+        return rearrange(x, "(b h) ... -> b h ...", b=batch, h=heads)
 
     # row branch: z f t d  (each frequency row is one T x T problem)
     o_row, lse_row = _ATEN._scaled_dot_product_flash_attention_for_cpu(q_grid, k_grid, v_grid, scale=scale)
-    m = lse_row
+    partial_lse = [lse_row.unsqueeze(-1)]
     if n_freq > 1:
         # column branch: z t f d views of the same memory (each time column one F x F problem, self masked)
         o_col, lse_col = _ATEN._scaled_dot_product_flash_attention_for_cpu(
@@ -150,37 +151,30 @@ def _fta_forward(
             attn_mask=_diag_mask(n_freq, q.dtype, q.device),
             scale=scale,
         )
-        o_col, lse_col = o_col.transpose(1, 2), lse_col.transpose(1, 2)  # back to z f t (d)
-        m = torch.maximum(m, lse_col)
+        o_col = o_col.transpose(1, 2)  # back to z f t d
+        partial_lse.append(lse_col.transpose(1, 2).unsqueeze(-1))
     if p > 0:
-        s_pre = torch.bmm(q_grid.flatten(1, 2), k_pre.transpose(1, 2)).unflatten(1, (n_freq, n_time))  # z f t p
-        s_pre.mul_(scale)
-        m = torch.maximum(m, s_pre.amax(-1))
+        # prefix keys: their raw scores are their own log-sum-exps (one key each)
+        s_pre = torch.baddbmm(q.new_empty(()), q[:, p:], k_pre.transpose(1, 2), beta=0.0, alpha=scale)
+        partial_lse.append(rearrange(s_pre, "z (f t) p -> z f t p", f=n_freq))
 
-    # joint softmax = branch softmaxes weighted by exp(lse_branch - lse_joint)
-    w_row = (lse_row - m).exp_()
-    z = w_row.clone()
+    # joint softmax = each branch's softmax weighted by exp(lse_branch - lse_joint) = softmax over branch lses
+    stacked = torch.cat(partial_lse, dim=-1)  # z f t (branches)
+    lse = torch.logsumexp(stacked, dim=-1) if need_lse else None  # z f t, for the backward only
+    weight = per_head(torch.softmax(stacked, dim=-1))  # b h f t (branches)
+    torch.mul(per_head(o_row), weight[..., 0:1], out=out_grid)
     if n_freq > 1:
-        w_col = (lse_col - m).exp_()
-        z.add_(w_col)
-    if p > 0:
-        e_pre = (s_pre - m.unsqueeze(-1)).exp_()
-        z.add_(e_pre.sum(-1))
-    lse = z.log().add_(m)
-    inv_z = z.reciprocal_()
-    torch.mul(per_head(o_row), per_head(w_row.mul_(inv_z)).unsqueeze(-1), out=out_grid)
-    if n_freq > 1:
-        out_grid.addcmul_(per_head(o_col), per_head(w_col.mul_(inv_z)).unsqueeze(-1))
+        out_grid.addcmul_(per_head(o_col), weight[..., 1:2])
     if p == 1:
-        out_grid.addcmul_(per_head(e_pre.mul_(inv_z.unsqueeze(-1))), per_head(v_pre).unsqueeze(2))
+        out_grid.addcmul_(weight[..., -1:], per_head(v_pre).unsqueeze(2))
     elif p > 1:
-        out_grid.add_(per_head(torch.matmul(e_pre.mul_(inv_z.unsqueeze(-1)), v_pre.unsqueeze(1))))
+        out_grid.add_(torch.matmul(weight[..., -p:], per_head(v_pre).unsqueeze(2)))
 
     # prefix queries: plain softmax over all L keys (P x L, negligible)
     a_pre = None
     if p > 0:
-        a_pre = torch.softmax(torch.bmm(q_pre, k.transpose(1, 2)).mul_(scale), dim=-1)  # z p l
-        out[:, :, :p] = per_head(torch.bmm(a_pre, v))
+        a_pre = torch.softmax(torch.baddbmm(q.new_empty(()), q_pre, k.transpose(1, 2), beta=0.0, alpha=scale), -1)
+        out[:, :, :p] = per_head(torch.bmm(a_pre, v))  # z p l -> b h p d
     return lse, a_pre
 
 
@@ -192,74 +186,75 @@ def _fta_backward(
     out: torch.Tensor,
     lse: torch.Tensor,
     a_pre: torch.Tensor | None,
-    dq: torch.Tensor,
-    dk: torch.Tensor,
-    dv: torch.Tensor,
+    grads: torch.Tensor,
     n_freq: int,
     n_time: int,
     num_prefix: int,
     scale: float,
 ) -> None:
-    """Fused FTA backward; all tensors (Z, L, hd), ``dq, dk, dv`` zero-initialised and accumulated in place."""
+    """Fused FTA backward; q, k, v, out, dout: (Z, L, hd). Writes every element of ``grads`` (3, Z, L, hd)."""
     p = num_prefix
     q_pre, q_grid = _split(q, p, n_freq, n_time)
     k_pre, k_grid = _split(k, p, n_freq, n_time)
     v_pre, v_grid = _split(v, p, n_freq, n_time)
     _, o_grid = _split(out, p, n_freq, n_time)
     d_pre, d_grid = _split(dout, p, n_freq, n_time)
+    dq, dk, dv = grads.unbind(0)
     dq_pre, dq_grid = _split(dq, p, n_freq, n_time)
     dk_pre, dk_grid = _split(dk, p, n_freq, n_time)
     dv_pre, dv_grid = _split(dv, p, n_freq, n_time)
 
     # row and column branches: flash backward with the joint output / lse -> exact joint-softmax gradients
-    g_q, g_k, g_v = _ATEN._scaled_dot_product_flash_attention_for_cpu_backward(
+    g_row = _ATEN._scaled_dot_product_flash_attention_for_cpu_backward(
         d_grid, q_grid, k_grid, v_grid, o_grid, lse, 0.0, False, scale=scale
     )
-    dq_grid.add_(g_q)
-    dk_grid.add_(g_k)
-    dv_grid.add_(g_v)
     if n_freq > 1:
 
         def tr(x: torch.Tensor) -> torch.Tensor:
             return x.transpose(1, 2)
 
-        g_q, g_k, g_v = _ATEN._scaled_dot_product_flash_attention_for_cpu_backward(
+        g_col = _ATEN._scaled_dot_product_flash_attention_for_cpu_backward(
             tr(d_grid), tr(q_grid), tr(k_grid), tr(v_grid), tr(o_grid), tr(lse), 0.0, False,
             attn_mask=_diag_mask(n_freq, q.dtype, q.device), scale=scale,
         )
-        dq_grid.add_(tr(g_q))
-        dk_grid.add_(tr(g_k))
-        dv_grid.add_(tr(g_v))
+        for target, g_r, g_c in zip((dq_grid, dk_grid, dv_grid), g_row, g_col):
+            torch.add(g_r, tr(g_c), out=target)
+    else:
+        for target, g_r in zip((dq_grid, dk_grid, dv_grid), g_row):
+            target.copy_(g_r)
     if p == 0:
         return
 
-    # prefix keys seen by the patch queries (N x P)
-    q_flat, d_flat, o_flat = q_grid.flatten(1, 2), d_grid.flatten(1, 2), o_grid.flatten(1, 2)  # z n d
-    a = torch.bmm(q_flat, k_pre.transpose(1, 2)).mul_(scale).sub_(lse.flatten(1).unsqueeze(-1)).exp_()  # z n p
+    # prefix keys seen by the patch queries (N x P): probabilities rebuilt from the joint lse
+    q_flat, d_flat, o_flat = q[:, p:], dout[:, p:], out[:, p:]  # z n d
+    a = torch.baddbmm(q.new_empty(()), q_flat, k_pre.transpose(1, 2), beta=0.0, alpha=scale)
+    a = a.sub_(rearrange(lse, "z f t -> z (f t) 1")).exp_()  # z n p
     delta = (d_flat * o_flat).sum(-1, keepdim=True)  # z n 1: rowsum(dO * O), the softmax Jacobian term
-    dv_pre.add_(torch.bmm(a.transpose(1, 2), d_flat))
-    ds = torch.bmm(d_flat, v_pre.transpose(1, 2)).sub_(delta).mul_(a).mul_(scale)  # z n p
-    dq_grid.add_(torch.bmm(ds, k_pre).unflatten(1, (n_freq, n_time)))
-    dk_pre.add_(torch.bmm(ds.transpose(1, 2), q_flat))
+    ds = torch.bmm(d_flat, v_pre.transpose(1, 2)).sub_(delta).mul_(a)  # z n p (unscaled dS)
+    dv_pre.copy_(torch.bmm(a.transpose(1, 2), d_flat))
+    dk_pre.copy_(torch.bmm(ds.transpose(1, 2), q_flat)).mul_(scale)
+    dq[:, p:].baddbmm_(ds, k_pre, alpha=scale)
 
     # prefix queries: plain softmax attention over all keys
     assert a_pre is not None
-    dv.add_(torch.bmm(a_pre.transpose(1, 2), d_pre))
     da = torch.bmm(d_pre, v.transpose(1, 2))  # z p l
-    ds = da.sub_((da * a_pre).sum(-1, keepdim=True)).mul_(a_pre).mul_(scale)
-    dq_pre.add_(torch.bmm(ds, k))
-    dk.add_(torch.bmm(ds.transpose(1, 2), q_pre))
+    ds = da.sub_((da * a_pre).sum(-1, keepdim=True)).mul_(a_pre)
+    dq_pre.copy_(torch.bmm(ds, k)).mul_(scale)
+    dk.baddbmm_(ds.transpose(1, 2), q_pre, alpha=scale)
+    dv.baddbmm_(a_pre.transpose(1, 2), d_pre)
 
 
 class _FTAFunction(torch.autograd.Function):
     """FTA on separate (B, H, L, hd) q, k, v -> (B, H, L, hd)."""
 
     @staticmethod
-    def forward(ctx, q, k, v, n_freq: int, n_time: int, num_prefix: int, scale: float):  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_freq: int, n_time: int, num_prefix: int, scale: float
+    ) -> torch.Tensor:
         batch, heads, length, hd = q.shape
-        q3, k3, v3 = (x.reshape(batch * heads, length, hd) for x in (q, k, v))
+        q3, k3, v3 = (rearrange(x, "b h l d -> (b h) l d") for x in (q, k, v))
         out = q.new_empty(batch, heads, length, hd)
-        lse, a_pre = _fta_forward(q3, k3, v3, out, n_freq, n_time, num_prefix, scale)
+        lse, a_pre = _fta_forward(q3, k3, v3, out, n_freq, n_time, num_prefix, scale, any(ctx.needs_input_grad))
         ctx.save_for_backward(q3, k3, v3, out, lse, a_pre)
         ctx.dims = (n_freq, n_time, num_prefix, scale)
         return out
@@ -269,13 +264,12 @@ class _FTAFunction(torch.autograd.Function):
     def backward(ctx, dout):  # type: ignore[override]
         q3, k3, v3, out, lse, a_pre = ctx.saved_tensors
         n_freq, n_time, num_prefix, scale = ctx.dims
-        batch, heads, length, hd = out.shape
-        grads = q3.new_zeros(3, batch * heads, length, hd)
+        grads = q3.new_empty(3, *q3.shape)
         _fta_backward(
-            dout.reshape(q3.shape), q3, k3, v3, out.view(q3.shape), lse, a_pre, grads[0], grads[1], grads[2],
-            n_freq, n_time, num_prefix, scale,
+            rearrange(dout, "b h l d -> (b h) l d").contiguous(), q3, k3, v3, rearrange(out, "b h l d -> (b h) l d"),
+            lse, a_pre, grads, n_freq, n_time, num_prefix, scale,
         )
-        dq, dk, dv = (g.view(batch, heads, length, hd) for g in grads)
+        dq, dk, dv = (rearrange(g, "(b h) l d -> b h l d", b=out.shape[0]) for g in grads)
         return dq, dk, dv, None, None, None, None
 
 
@@ -287,12 +281,16 @@ class _FTAPackedFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, qkv, num_heads: int, n_freq: int, n_time: int, num_prefix: int, scale: float):  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx, qkv: torch.Tensor, num_heads: int, n_freq: int, n_time: int, num_prefix: int, scale: float
+    ) -> torch.Tensor:
         batch, length, _ = qkv.shape
         q3, k3, v3 = rearrange(qkv, "b l (s h d) -> s (b h) l d", s=3, h=num_heads).contiguous()
         hd = q3.shape[-1]
         out = qkv.new_empty(batch, length, num_heads, hd)  # b l h d memory, written through a b h l d view
-        lse, a_pre = _fta_forward(q3, k3, v3, out.transpose(1, 2), n_freq, n_time, num_prefix, scale)
+        lse, a_pre = _fta_forward(
+            q3, k3, v3, out.transpose(1, 2), n_freq, n_time, num_prefix, scale, ctx.needs_input_grad[0]
+        )
         ctx.save_for_backward(q3, k3, v3, out, lse, a_pre)
         ctx.dims = (num_heads, n_freq, n_time, num_prefix, scale)
         return rearrange(out, "b l h d -> b l (h d)")
@@ -303,14 +301,10 @@ class _FTAPackedFunction(torch.autograd.Function):
         q3, k3, v3, out, lse, a_pre = ctx.saved_tensors
         num_heads, n_freq, n_time, num_prefix, scale = ctx.dims
 
-        def head_major(x: torch.Tensor) -> torch.Tensor:
-            return rearrange(x, "b l (h d) -> (b h) l d", h=num_heads).contiguous()
-
-        grads = q3.new_zeros(3, *q3.shape)
-        _fta_backward(
-            head_major(dout), q3, k3, v3, head_major(out.flatten(2)), lse, a_pre, grads[0], grads[1], grads[2],
-            n_freq, n_time, num_prefix, scale,
-        )
+        dout = rearrange(dout, "b l (h d) -> (b h) l d", h=num_heads).contiguous()
+        out = rearrange(out, "b l h d -> (b h) l d").contiguous()
+        grads = q3.new_empty(3, *q3.shape)
+        _fta_backward(dout, q3, k3, v3, out, lse, a_pre, grads, n_freq, n_time, num_prefix, scale)
         dqkv = rearrange(grads, "s (b h) l d -> b l (s h d)", h=num_heads)
         return dqkv, None, None, None, None, None
 

@@ -21,7 +21,7 @@ from models.attention import (
     fta_dense_reference,
     global_attention,
 )
-from models.errors import ModelError
+from models.errors import ModelError, UnknownNameError
 
 __all__ = [
     "TokenMixer",
@@ -98,5 +98,5 @@ def create_mixer(name: str, dim: int, num_heads: int, **kwargs) -> TokenMixer:
     try:
         cls = MIXERS[name]
     except KeyError:
-        raise ModelError(f"unknown token mixer {name!r}; choose one of {sorted(MIXERS)}") from None
+        raise UnknownNameError(f"unknown token mixer {name!r}; choose one of {sorted(MIXERS)}") from None
     return cls(dim, num_heads, **kwargs)

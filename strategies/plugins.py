@@ -97,7 +97,8 @@ class ProgressPlugin(SupervisedPlugin):
     def after_training_iteration(self, strategy, *args, **kwargs) -> None:
         if self._bar is None:
             return
-        self._loss = 0.9 * self._loss + 0.1 * float(strategy.loss) if self._bar.n else float(strategy.loss)
+        loss = strategy.loss.item()
+        self._loss = 0.9 * self._loss + 0.1 * loss if self._bar.n else loss
         self._bar.update(1)
 
     def after_training_epoch(self, strategy, *args, **kwargs) -> None:

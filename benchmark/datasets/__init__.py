@@ -5,6 +5,7 @@ from benchmark.datasets.base import SPLITS, Clip, ClipSource, FeatureDefaults
 from benchmark.datasets.esc50 import ESC50Source
 from benchmark.datasets.fsdd import FSDDSource
 from benchmark.datasets.speechcommands import COMMAND_WORDS, SpeechCommandsSource
+from benchmark.datasets.synthetic import SyntheticSource
 from benchmark.errors import ConfigError
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "ESC50Source",
     "FSDDSource",
     "SpeechCommandsSource",
+    "SyntheticSource",
     "COMMAND_WORDS",
     "SOURCES",
     "register_source",
@@ -25,6 +27,7 @@ SOURCES: dict[str, type[ClipSource]] = {
     "esc50": ESC50Source,
     "speechcommands": SpeechCommandsSource,
     "fsdd": FSDDSource,
+    "synthetic": SyntheticSource,
 }
 
 

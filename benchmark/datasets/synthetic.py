@@ -1,13 +1,13 @@
 """The built-in synthetic sound set: procedurally generated, deterministic, no download needed.
 
-Every class is a small pure function ``(rng, sr, n) -> float32 waveform`` that draws its own random
-parameters (pitch, onset, event durations, rates) from ``rng``. :func:`render_clip` then normalises the event
-to a random peak gain (-30..-6 dBFS) and adds coloured background noise at a random SNR (10..30 dB).
+Every class is a small pure function ``(rng, sr, n) -> float32 waveform of n samples`` that draws its own
+random parameters (pitch, onset, event durations, rates) from ``rng``. :func:`render_clip` then normalises
+the event to a random peak gain (-30..-6 dBFS) and adds coloured background noise at a random SNR (10..30 dB).
 
-The waveform of a clip depends only on ``(seed, class, split, index, duration, sample rate)``: its random
-generator is seeded from a SHA-256 of those values (not Python's salted ``hash()``), so a clip is the same
-whichever other classes are requested, in every process. Bump :data:`GENERATOR_VERSION` whenever a generator
-changes, so that feature caches keyed by :attr:`Clip.key` are invalidated.
+The waveform of a clip depends only on ``(seed, class, split, index)`` and its length (duration, sample rate):
+its random generator is seeded from a SHA-256 of those four values (not Python's salted ``hash()``), so a
+clip is the same whichever other classes are requested, in every process. Bump :data:`GENERATOR_VERSION`
+whenever a generator changes, so that feature caches keyed by :attr:`Clip.key` are invalidated.
 
 The first ten classes (:data:`DEFAULT_TASK_CLASSES`) form five task-incremental tasks of two similar classes
 each; the remaining classes (:data:`UPSTREAM_CLASSES`, disjoint) are for a short upstream pretraining of the
@@ -25,7 +25,7 @@ from benchmark.datasets.base import SPLITS, Clip, ClipSource, FeatureDefaults
 from benchmark.errors import ConfigError
 
 #: part of every clip key; bump it when any generator or the mixing changes (invalidates feature caches)
-GENERATOR_VERSION = "v1"
+GENERATOR_VERSION = "v2"
 
 Generator = Callable[[np.random.Generator, int, int], np.ndarray]
 
@@ -151,6 +151,14 @@ def _place(out: np.ndarray, start: int, event: np.ndarray) -> None:
         out[start:end] += event[:end - start]
 
 
+def _family(fn: Generator) -> Generator:
+    """Mark a class family: its (float64) synthesis is returned as float32."""
+    @functools.wraps(fn)
+    def wrapper(rng: np.random.Generator, sr: int, n: int) -> np.ndarray:
+        return np.asarray(fn(rng, sr, n), dtype=np.float32)
+    return wrapper
+
+
 def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
 
@@ -168,11 +176,13 @@ def _harmonic_stack(rng, sr, n, n_harm: tuple[int, int], tilt: tuple[float, floa
     return env * _harmonics(_phase(f0, sr, n, rng), amps, float(f0.max()), sr, rng)
 
 
+@_family
 def harmonic_few(rng, sr, n):
     """A steady tone with 2-4 harmonics."""
     return _harmonic_stack(rng, sr, n, (2, 4), (0.0, 1.0))
 
 
+@_family
 def harmonic_many(rng, sr, n):
     """A steady tone with 6-16 harmonics and a random spectral tilt (upper ones can be faint)."""
     return _harmonic_stack(rng, sr, n, (6, 16), (0.5, 1.8))
@@ -189,11 +199,13 @@ def _chirp(rng, sr, n, up: bool) -> np.ndarray:
     return env * _harmonics(_phase(freq, sr, n, rng), amps, f_hi, sr, rng)
 
 
+@_family
 def chirp_up(rng, sr, n):
     """An exponential upward pitch sweep (2x-6x) over 0.25-0.8 of the clip."""
     return _chirp(rng, sr, n, True)
 
 
+@_family
 def chirp_down(rng, sr, n):
     """An exponential downward pitch sweep (2x-6x) over 0.25-0.8 of the clip."""
     return _chirp(rng, sr, n, False)
@@ -209,11 +221,13 @@ def _am_tone(rng, sr, n, rate: tuple[float, float]) -> np.ndarray:
     return env * mod * carrier
 
 
+@_family
 def am_slow(rng, sr, n):
     """A tone amplitude-modulated at 2-5 Hz."""
     return _am_tone(rng, sr, n, (2.0, 5.0))
 
 
+@_family
 def am_fast(rng, sr, n):
     """A tone amplitude-modulated at 10-25 Hz."""
     return _am_tone(rng, sr, n, (10.0, 25.0))
@@ -236,11 +250,13 @@ def _click_train(rng, sr, n, rate: tuple[float, float]) -> np.ndarray:
     return out * env
 
 
+@_family
 def clicks_slow(rng, sr, n):
     """A click train at 3-8 clicks per second."""
     return _click_train(rng, sr, n, (3.0, 8.0))
 
 
+@_family
 def clicks_fast(rng, sr, n):
     """A click train at 12-30 clicks per second."""
     return _click_train(rng, sr, n, (12.0, 30.0))
@@ -270,16 +286,19 @@ def _vowel(rng, sr, n, vowel: str) -> np.ndarray:
     return env * (_voiced(rng, n, sr, f0, formants) + breath)
 
 
+@_family
 def vowel_a(rng, sr, n):
     """A sung/spoken vowel /a/ (formants ~750, ~1200, ~2500 Hz) with random pitch and speaker scale."""
     return _vowel(rng, sr, n, "a")
 
 
+@_family
 def vowel_i(rng, sr, n):
     """A vowel /i/ (formants ~300, ~2250, ~3000 Hz) with random pitch and speaker scale."""
     return _vowel(rng, sr, n, "i")
 
 
+@_family
 def pure_tone(rng, sr, n):
     """A single sinusoid at 200-3000 Hz."""
     env, _, _ = _event(rng, n, sr, 0.3, 0.9)
@@ -287,6 +306,7 @@ def pure_tone(rng, sr, n):
     return env * np.sin(_phase(f, sr, n, rng))
 
 
+@_family
 def two_tone_chord(rng, sr, n):
     """Two simultaneous tones a consonant interval apart."""
     env, _, _ = _event(rng, n, sr, 0.3, 0.9)
@@ -295,6 +315,7 @@ def two_tone_chord(rng, sr, n):
     return env * (np.sin(_phase(f, sr, n, rng)) + rng.uniform(0.5, 1.0) * np.sin(_phase(f * ratio, sr, n, rng)))
 
 
+@_family
 def square_buzz(rng, sr, n):
     """A low square-ish buzz: odd harmonics only, 1/k amplitudes."""
     env, _, _ = _event(rng, n, sr, 0.3, 0.9)
@@ -304,6 +325,7 @@ def square_buzz(rng, sr, n):
     return env * _harmonics(_phase(f0, sr, n, rng), amps, f0, sr, rng)
 
 
+@_family
 def fm_vibrato(rng, sr, n):
     """A harmonic tone with vibrato (4-8 Hz, 1-4 % depth)."""
     env, _, _ = _event(rng, n, sr, 0.5, 0.95)
@@ -313,6 +335,7 @@ def fm_vibrato(rng, sr, n):
     return env * _harmonics(_phase(freq, sr, n, rng), amps, float(freq.max()), sr, rng)
 
 
+@_family
 def noise_low_band(rng, sr, n):
     """Band-passed noise low in frequency (centre 150-700 Hz)."""
     env, _, _ = _event(rng, n, sr, 0.3, 0.95)
@@ -321,6 +344,7 @@ def noise_low_band(rng, sr, n):
     return env * _shaped_noise(rng, n, sr, _band(fc - bw / 2, fc + bw / 2, bw / 4))
 
 
+@_family
 def noise_high_band(rng, sr, n):
     """Band-passed noise high in frequency (centre 2.5-6 kHz)."""
     env, _, _ = _event(rng, n, sr, 0.3, 0.95)
@@ -329,6 +353,7 @@ def noise_high_band(rng, sr, n):
     return env * _shaped_noise(rng, n, sr, _band(fc - bw / 2, fc + bw / 2, bw / 4))
 
 
+@_family
 def noise_sweep(rng, sr, n):
     """A narrow band of noise whose centre sweeps up or down in frequency."""
     env, start, length = _event(rng, n, sr, 0.4, 0.9)
@@ -340,6 +365,7 @@ def noise_sweep(rng, sr, n):
     return env * _narrowband(rng, n, sr, centre, rng.uniform(100.0, 400.0))
 
 
+@_family
 def pluck(rng, sr, n):
     """1-3 plucked-string notes: an impulse exciting decaying harmonics (higher ones decay faster)."""
     out = np.zeros(n)
@@ -362,6 +388,7 @@ def pluck(rng, sr, n):
     return out
 
 
+@_family
 def rain(rng, sr, n):
     """Rain: dense random impulses (50-250 per second), some with short droplet resonances."""
     env, start, length = _event(rng, n, sr, 0.7, 1.0, fade_s=(0.02, 0.1))
@@ -394,16 +421,19 @@ def _beeps(rng, sr, n, count: int) -> np.ndarray:
     return out
 
 
+@_family
 def beeps_2(rng, sr, n):
     """Two short tone beeps."""
     return _beeps(rng, sr, n, 2)
 
 
+@_family
 def beeps_4(rng, sr, n):
     """Four short tone beeps."""
     return _beeps(rng, sr, n, 4)
 
 
+@_family
 def noise_burst(rng, sr, n):
     """A single burst of coloured noise with a sharp (< 2 ms) attack and an exponential decay."""
     length = int(sr * rng.uniform(0.05, 0.3))
@@ -417,6 +447,7 @@ def noise_burst(rng, sr, n):
     return out
 
 
+@_family
 def crescendo(rng, sr, n):
     """Broadband noise whose level rises exponentially (by 25-45 dB) and then stops abruptly."""
     _, start, length = _event(rng, n, sr, 0.5, 0.95)
@@ -426,6 +457,7 @@ def crescendo(rng, sr, n):
     return env * _shaped_noise(rng, n, sr, _coloured(rng.uniform(0.0, 1.5)))
 
 
+@_family
 def tremolo_noise(rng, sr, n):
     """Broadband noise amplitude-modulated at 4-12 Hz."""
     env, _, _ = _event(rng, n, sr, 0.6, 0.95)
@@ -433,6 +465,7 @@ def tremolo_noise(rng, sr, n):
     return env * mod * _shaped_noise(rng, n, sr, _coloured(rng.uniform(0.0, 1.0)))
 
 
+@_family
 def bird_tweets(rng, sr, n):
     """3-8 rapid short high chirps (20-80 ms) with random direction and spacing."""
     count = int(rng.integers(3, 9))
@@ -452,6 +485,7 @@ def bird_tweets(rng, sr, n):
     return out
 
 
+@_family
 def siren(rng, sr, n):
     """A siren: a harmonic tone whose pitch sweeps up and down periodically (0.5-2.5 Hz, large depth)."""
     env, _, _ = _event(rng, n, sr, 0.7, 1.0, fade_s=(0.02, 0.1))
@@ -462,6 +496,7 @@ def siren(rng, sr, n):
     return env * _harmonics(_phase(freq, sr, n, rng), amps, fc + dev, sr, rng)
 
 
+@_family
 def speech_syllables(rng, sr, n):
     """Speech-like babble: voiced syllables with changing formants at a 3-6 Hz rhythm, some with fricatives."""
     rate = rng.uniform(3.0, 6.0)
@@ -589,6 +624,18 @@ def render_clip(seed: int, label: str, split: str, index: int, duration_s: float
 # ----------------------------------------------------------------------------------------------------------
 
 
+def _target_frames(duration_s: float) -> int:
+    """Frames of a 16 kHz kaldi fbank of this duration, rounded up to a multiple of 10 (1 s -> 98 -> 100)."""
+    frames = 1 + (int(round(duration_s * 16000)) - 400) // 160
+    return int(-(-frames // 10) * 10)
+
+
+#: fbank normalisation of the default set (how: see SyntheticSource.feature_defaults); remeasure when
+#: GENERATOR_VERSION changes
+_FBANK_MEAN = -6.992082
+_FBANK_STD = 3.705376
+
+
 class SyntheticSource(ClipSource):
     """The built-in procedurally generated sound set (no files; each clip carries a ``render`` callable).
 
@@ -616,7 +663,8 @@ class SyntheticSource(ClipSource):
                 raise ConfigError(f"synthetic: clips_per_class[{split!r}] = {count!r}; expected an integer >= 0")
         if not (isinstance(sample_rate, (int, np.integer)) and sample_rate >= 8000):
             raise ConfigError(f"synthetic: sample_rate = {sample_rate!r}; expected an integer >= 8000")
-        if not duration_s >= MIN_DURATION_S:
+        numeric = isinstance(duration_s, (int, float, np.floating)) and not isinstance(duration_s, bool)
+        if not (numeric and duration_s >= MIN_DURATION_S):
             raise ConfigError(f"synthetic: duration_s = {duration_s!r}; expected >= {MIN_DURATION_S}")
         self._classes = selected
         self._counts = {s: int(counts.get(s, 0)) for s in SPLITS}
@@ -629,7 +677,7 @@ class SyntheticSource(ClipSource):
         # Measured on SyntheticSource() (the 10 default task classes, 40/10/20 clips per class, 1 s, 16 kHz,
         # seed 0): kaldi fbank (htk_compat, 16 kHz, hanning, 128 mel bins, dither 0, 10 ms shift, no energy) of
         # each mean-subtracted waveform, unpadded 98 frames; mean and std over all frames and bins of all 700
-        # clips. 1 s clips give 98 frames, padded to 100.
+        # clips (generator v2) -> mean -6.992082, std 3.705376. 1 s clips give 98 frames, padded to 100.
         return FeatureDefaults(mean=_FBANK_MEAN, std=_FBANK_STD, target_frames=_target_frames(self.duration_s),
                                freqm=24, timem=24)
 
@@ -648,12 +696,3 @@ class SyntheticSource(ClipSource):
                     out.append(Clip(key=key, label=label, split=split, render=render))
         return out
 
-
-def _target_frames(duration_s: float) -> int:
-    """Frames of a 16 kHz kaldi fbank of this duration, rounded up to a multiple of 10 (1 s -> 98 -> 100)."""
-    frames = 1 + (int(round(duration_s * 16000)) - 400) // 160
-    return int(-(-frames // 10) * 10)
-
-
-_FBANK_MEAN = 0.0  # placeholder, measured below
-_FBANK_STD = 1.0

@@ -1,0 +1,228 @@
+"""Audio Spectrogram Transformer (AST / SSAST) backbone with interchangeable token mixers and PET sites.
+
+Input: a (B, T, F) log-mel fbank (T frames, F = 128 mel bins). Overlapping 16x16 patches with strides
+(fstride, tstride) give a (F', T') grid of tokens, frequency-major; CLS (and optionally a DeiT distillation token)
+is prepended and a learned position embedding added. Pre-norm blocks:
+
+    h = LN1(x);  x = x + mixer(h) + attn_parallel(h)
+    h = LN2(x);  x = x + MLP(h)   + mlp_parallel(h)
+
+then a final LayerNorm and pooling: "cls" (CLS token), "cls_dist" (mean of CLS and distillation token, AST),
+"mean" (mean of the patch tokens, SSAST).
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from models.errors import ModelError
+from models.layers import DropPath, Mlp, PatchEmbed
+from models.mixers import create_mixer
+from models.pet.base import PETSite
+from models.pos_embed import resample_pos_embed
+from models.registry import register_model
+
+__all__ = ["Block", "ASTBackbone", "ast_tiny", "ast_small", "ast_base", "ast_custom"]
+
+Pooling = Literal["cls", "cls_dist", "mean"]
+_POOLINGS = ("cls", "cls_dist", "mean")
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block with a pluggable token mixer and two PET sites."""
+
+    site_names: tuple[str, ...] = ("attn_parallel", "mlp_parallel")
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        mixer: str = "gsa",
+        drop_path: float = 0.0,
+        mixer_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.mixer = create_mixer(mixer, dim, num_heads, **(mixer_kwargs or {}))
+        self.attn_parallel = PETSite()
+        self.drop_path1 = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.mlp_parallel = PETSite()
+        self.drop_path2 = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor, grid: tuple[int, int], num_prefix: int) -> torch.Tensor:
+        h = self.norm1(x)
+        y = self.mixer(h, grid, num_prefix)
+        extra = self.attn_parallel(h, grid, num_prefix)
+        if extra is not None:
+            y = y + extra
+        x = x + self.drop_path1(y)
+        h = self.norm2(x)
+        y = self.mlp(h)
+        extra = self.mlp_parallel(h, grid, num_prefix)
+        if extra is not None:
+            y = y + extra
+        return x + self.drop_path2(y)
+
+
+def _init_weights(module: nn.Module) -> None:
+    """timm's ViT init: truncated-normal Linears (std .02) with zero bias, unit LayerNorms."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class ASTBackbone(nn.Module):
+    """AST encoder without a head: ``forward_features`` maps (B, T, F) fbanks to pooled (B, D) features."""
+
+    def __init__(
+        self,
+        input_frames: int,
+        num_mel_bins: int = 128,
+        patch_size: int = 16,
+        fstride: int = 10,
+        tstride: int = 10,
+        embed_dim: int = 192,
+        depth: int = 12,
+        num_heads: int = 3,
+        mlp_ratio: float = 4.0,
+        mixer: str = "gsa",
+        distill_token: bool = False,
+        pooling: Pooling = "cls",
+        drop_path: float = 0.0,
+        mixer_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if pooling not in _POOLINGS:
+            raise ModelError(f"pooling must be one of {_POOLINGS}, got {pooling!r}")
+        if pooling == "cls_dist" and not distill_token:
+            raise ModelError("pooling 'cls_dist' needs distill_token=True")
+        self.input_frames = int(input_frames)
+        self.num_mel_bins = int(num_mel_bins)
+        self.embed_dim = self.num_features = embed_dim
+        self.mixer_name = mixer
+        self.pooling = pooling
+        self.num_prefix_tokens = 2 if distill_token else 1
+
+        self.patch_embed = PatchEmbed(embed_dim, patch_size, fstride, tstride)
+        self._grid = self.patch_embed.grid_size(self.input_frames, self.num_mel_bins)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if distill_token else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix_tokens + self.num_patches, embed_dim))
+        rates = [drop_path * i / (depth - 1) for i in range(depth)] if depth > 1 else [drop_path] * depth
+        self.blocks = nn.ModuleList(
+            Block(embed_dim, num_heads, mlp_ratio, mixer, rate, mixer_kwargs) for rate in rates
+        )
+        self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for p in (self.pos_embed, self.cls_token, self.dist_token):
+            if p is not None:
+                nn.init.trunc_normal_(p, std=0.02)
+        self.apply(_init_weights)
+
+    # ------------------------------------------------------------------------------------------- geometry
+    @property
+    def patch_grid(self) -> tuple[int, int]:
+        """(F', T') patch grid for the configured input size."""
+        return self._grid
+
+    @property
+    def num_patches(self) -> int:
+        return self._grid[0] * self._grid[1]
+
+    def resize_pos_embed(self, new_frames: int, shrink: Literal["crop", "interpolate"] = "crop") -> None:
+        """Switch the model to ``new_frames`` input frames, resampling the position embedding (prefix kept).
+
+        The position embedding is replaced by a new Parameter: build optimizers after calling this.
+        """
+        new_grid = self.patch_embed.grid_size(int(new_frames), self.num_mel_bins)
+        with torch.no_grad():
+            pos = resample_pos_embed(self.pos_embed.data, self._grid, new_grid, self.num_prefix_tokens, shrink)
+        self.pos_embed = nn.Parameter(pos, requires_grad=self.pos_embed.requires_grad)
+        self.input_frames, self._grid = int(new_frames), new_grid
+
+    # ------------------------------------------------------------------------------------------- PET
+    def set_active_task(self, task_id: int | None) -> None:
+        """Select which task's PET modules every site runs (None: none)."""
+        for module in self.modules():
+            if isinstance(module, PETSite):
+                module.active_task = task_id
+
+    def pet_sites(self) -> list[tuple[int, str, PETSite]]:
+        """(block index, site name, site) for every PET site."""
+        return [(i, name, getattr(b, name)) for i, b in enumerate(self.blocks) for name in b.site_names]
+
+    # ------------------------------------------------------------------------------------------- forward
+    def _check_input(self, x: torch.Tensor) -> None:
+        expected = (self.input_frames, self.num_mel_bins)
+        if x.ndim != 3 or tuple(x.shape[1:]) != expected:
+            raise ModelError(
+                f"ASTBackbone expects input (batch, {expected[0]} frames, {expected[1]} mel bins), "
+                f"got shape {tuple(x.shape)}"
+            )
+
+    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, F) fbank -> (B, P+N, D) final-normed tokens (prefix first, patches frequency-major)."""
+        self._check_input(x)
+        tokens = self.patch_embed(x)
+        prefix = [self.cls_token] if self.dist_token is None else [self.cls_token, self.dist_token]
+        prefix = torch.cat(prefix, dim=1).expand(tokens.shape[0], -1, -1)
+        x = torch.cat([prefix, tokens], dim=1) + self.pos_embed
+        for block in self.blocks:
+            x = block(x, self._grid, self.num_prefix_tokens)
+        return self.norm(x)
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, P+N, D) -> (B, D) according to ``pooling``."""
+        if self.pooling == "cls":
+            return tokens[:, 0]
+        if self.pooling == "cls_dist":
+            return (tokens[:, 0] + tokens[:, 1]) / 2
+        return tokens[:, self.num_prefix_tokens :].mean(dim=1)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, F) fbank -> (B, D) pooled features."""
+        return self.pool(self.forward_tokens(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(x)
+
+
+# ----------------------------------------------------------------------------------------------- registry
+def _ast(defaults: dict[str, Any], input_frames: int, overrides: dict[str, Any]) -> ASTBackbone:
+    """A registered size: its defaults, then any override (geometry included) from the caller."""
+    return ASTBackbone(input_frames=input_frames, **{"depth": 12, **defaults, **overrides})
+
+
+@register_model
+def ast_tiny(*, input_frames: int, **kwargs: Any) -> ASTBackbone:
+    """AST/SSAST-Tiny: 192-d, 3 heads, depth 12 (~6 M parameters)."""
+    return _ast({"embed_dim": 192, "num_heads": 3}, input_frames, kwargs)
+
+
+@register_model
+def ast_small(*, input_frames: int, **kwargs: Any) -> ASTBackbone:
+    """AST/SSAST-Small: 384-d, 6 heads, depth 12 (~23 M parameters)."""
+    return _ast({"embed_dim": 384, "num_heads": 6}, input_frames, kwargs)
+
+
+@register_model
+def ast_base(*, input_frames: int, **kwargs: Any) -> ASTBackbone:
+    """AST/SSAST-Base (ViT-B): 768-d, 12 heads, depth 12 (~87 M parameters)."""
+    return _ast({"embed_dim": 768, "num_heads": 12}, input_frames, kwargs)
+
+
+@register_model
+def ast_custom(*, input_frames: int, embed_dim: int, depth: int, num_heads: int, **kwargs: Any) -> ASTBackbone:
+    """AST with explicit width, depth and heads (tiny test models, ablations)."""
+    return ASTBackbone(input_frames=input_frames, embed_dim=embed_dim, depth=depth, num_heads=num_heads, **kwargs)

@@ -1,0 +1,76 @@
+"""AI-CL's Convolutional Adapter (Convpass): a bottleneck adapter with a 3x3 conv over the patch grid.
+
+Linear D->d, QuickGELU, Conv2d(d, d, 3, padding 1) over the F' x T' grid (each prefix token as its own 1x1 map,
+same conv), QuickGELU, Dropout, Linear d->D with zero weight and bias, so a fresh adapter adds exactly zero.
+Parameters per module: 2 D d + 9 d^2 + 2 d + D (1536 d + 9 d^2 + 2 d + 768 for D = 768).
+"""
+from __future__ import annotations
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from models.layers import QuickGELU
+from models.pet.base import PETMethod, register_pet
+
+__all__ = ["ConvPass", "ConvPassMethod"]
+
+
+class ConvPass(nn.Module):
+    """One convolutional adapter: (B, P+N, D) -> (B, P+N, D)."""
+
+    def __init__(self, dim: int, bottleneck: int, dropout: float = 0.1, scale: float = 1.0) -> None:
+        super().__init__()
+        self.scale = scale
+        self.down = nn.Linear(dim, bottleneck)
+        self.conv = nn.Conv2d(bottleneck, bottleneck, kernel_size=3, padding=1)
+        self.act = QuickGELU()
+        self.drop = nn.Dropout(dropout)
+        self.up = nn.Linear(bottleneck, dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Convpass init: xavier down and conv, zero biases, zero up-projection (identity of the block)."""
+        nn.init.xavier_uniform_(self.down.weight)
+        nn.init.zeros_(self.down.bias)
+        nn.init.xavier_uniform_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, h: torch.Tensor, grid: tuple[int, int], num_prefix: int) -> torch.Tensor:
+        n_freq, n_time = grid
+        z = self.act(self.down(h))
+        prefix = rearrange(z[:, :num_prefix], "b p c -> (b p) c 1 1")
+        patches = rearrange(z[:, num_prefix:], "b (f t) c -> b c f t", f=n_freq, t=n_time)
+        prefix = rearrange(self.conv(prefix), "(b p) c 1 1 -> b p c", p=num_prefix)
+        patches = rearrange(self.conv(patches), "b c f t -> b (f t) c")
+        z = self.drop(self.act(torch.cat([prefix, patches], dim=1)))
+        return self.up(z) * self.scale
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}"
+
+
+@register_pet
+class ConvPassMethod(PETMethod):
+    """Two Convpass adapters per block (beside MHSA and beside the MLP), bottleneck ``dim_first_task`` for task 0
+    and ``dim`` for later tasks, as AI-CL (64 / 32)."""
+
+    name = "convpass"
+    sites = ("attn_parallel", "mlp_parallel")
+
+    def __init__(self, dim_first_task: int = 64, dim: int = 32, dropout: float = 0.1, scale: float = 1.0) -> None:
+        self.dim_first_task = dim_first_task
+        self.dim = dim
+        self.dropout = dropout
+        self.scale = scale
+
+    def bottleneck(self, task_id: int) -> int:
+        return self.dim_first_task if task_id == 0 else self.dim
+
+    def inject(self, backbone: nn.Module, task_id: int) -> list[nn.Parameter]:
+        d = self.bottleneck(task_id)
+        return self._attach(
+            backbone, task_id, self.sites, lambda dim: ConvPass(dim, d, dropout=self.dropout, scale=self.scale)
+        )

@@ -1,0 +1,39 @@
+"""Model registry (timm's pattern): entrypoint functions registered by name, built by ``create_model``."""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from models.errors import ModelError, UnknownNameError
+
+__all__ = ["register_model", "create_model", "list_models", "is_model"]
+
+_MODEL_ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Decorator: register a model entrypoint under its function name."""
+    name = fn.__name__
+    if name in _MODEL_ENTRYPOINTS:
+        raise ModelError(f"model {name!r} is registered twice")
+    _MODEL_ENTRYPOINTS[name] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    return sorted(_MODEL_ENTRYPOINTS)
+
+
+def is_model(name: str) -> bool:
+    return name in _MODEL_ENTRYPOINTS
+
+
+def create_model(name: str, **overrides) -> nn.Module:
+    """Build model ``name``; keyword overrides go to its constructor (e.g. ``input_frames``, ``mixer``)."""
+    try:
+        entrypoint = _MODEL_ENTRYPOINTS[name]
+    except KeyError:
+        raise UnknownNameError(f"unknown model {name!r}; available: {list_models()}") from None
+    return entrypoint(**overrides)
