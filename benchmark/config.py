@@ -217,6 +217,11 @@ def _check_scalar(hint: Any, value: Any, key: str) -> Any:
     expected = origin or hint
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if expected is float and isinstance(value, str):
+        try:  # PyYAML (YAML 1.1) reads "3e-4" without a dot as a string
+            return float(value)
+        except ValueError:
+            pass
     if expected is int and isinstance(value, bool):
         raise ConfigError(f"config key '{key}' expects an integer, got {value!r}")
     if expected in (int, float, str, bool, dict, list) and not isinstance(value, expected):

@@ -74,7 +74,7 @@ def pretrained_backbone_state(
         seed=UPSTREAM_SEED + 1000,  # clips distinct from the task data even where a class name were reused
     )
     defaults = source.feature_defaults
-    frames = int(round(defaults.target_frames * up.duration_s))
+    frames = defaults.target_frames  # already scaled to the clip length by the source
     path = Path(cache_dir) / "upstream" / f"{_cache_key(model_cfg, num_mel_bins, frames)}.pt"
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=False)

@@ -67,3 +67,7 @@ def test_missing_config_file_names_it(tmp_path):
 def test_bad_mixer_is_rejected():
     with pytest.raises(ConfigError, match="mixer"):
         load_config("default", overrides=["methods.0.mixer=dense"])
+
+
+def test_exponent_floats_without_a_dot_are_accepted():
+    assert load_config("default", overrides=["train.lr=3e-3"]).train.lr == 0.003

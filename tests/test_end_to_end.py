@@ -57,7 +57,12 @@ def test_adapters_do_not_forget_and_finetune_trains_more(smoke_run):
     for j in range(len(R)):
         assert {R[i][j] for i in range(j, len(R))} == {R[j][j]}
     assert aicl["avg_forgetting"] == 0.0
-    assert finetune["per_task"][0]["trainable_params"] > 10 * aicl["per_task"][0]["trainable_params"]
+    # AI-CL trains exactly the current task's adapters and head; fine-tuning trains the backbone too
+    for row in aicl["per_task"]:
+        assert row["trainable_params"] == row["task_specific_params"]
+    for row in finetune["per_task"]:
+        assert row["trainable_params"] > row["total_params"] - 3 * row["task_specific_params"]
+        assert row["trainable_params"] > aicl["per_task"][row["task"]]["trainable_params"]
 
 
 def test_metrics_csv_holds_avalanche_metrics(smoke_run):
@@ -90,7 +95,8 @@ def test_resume_continues_after_the_last_checkpoint(smoke_run, tmp_path):
     before = json.loads((smoke_run / "finetune" / "summary.json").read_text())
     after = json.loads((out / "finetune" / "summary.json").read_text())
     assert after["accuracy_matrix"][:2] == before["accuracy_matrix"][:2]
-    assert after["accuracy_matrix"] == pytest.approx(before["accuracy_matrix"])  # same seed, same machine
+    flat = [v for row in after["accuracy_matrix"] for v in row]
+    assert flat == pytest.approx([v for row in before["accuracy_matrix"] for v in row])  # same seed and machine
 
 
 def test_missing_data_root_is_a_clear_error(tmp_path, capsys):
