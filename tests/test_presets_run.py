@@ -1,0 +1,54 @@
+"""The real-data CPU presets stay runnable: each runs end to end, shrunk with --set, on real or fixture data."""
+import json
+
+import pytest
+
+from benchmark.cli import main
+from fixtures import ESC50_SUBSET, FSDD_ROOT, make_speechcommands_fixture
+
+TINY = [
+    "model.embed_dim=32", "model.depth=1", "model.num_heads=2",
+    "model.upstream.epochs=1", "model.upstream.clips_per_class=6",
+    "train.epochs=1", "train.batch_size=8",
+]
+
+
+def _run(preset, root, out, extra=()):
+    args = ["run", "--preset", preset, "--data-root", str(root), "--out", str(out), "--no-progress"]
+    for item in [*TINY, *extra]:
+        args += ["--set", item]
+    assert main(args) == 0
+    return {m: json.loads((out / m / "summary.json").read_text()) for m in ("aicl-gsa", "aicl-fta", "finetune")}
+
+
+def test_speechcommands_preset_on_a_fixture(tmp_path):
+    from benchmark.datasets import COMMAND_WORDS
+
+    root = make_speechcommands_fixture(tmp_path / "sc", COMMAND_WORDS, speakers=3, takes=1)
+    summaries = _run("speechcommands-cpu", root, tmp_path / "run")
+    tasks = summaries["aicl-gsa"]["tasks"]
+    assert [t["classes"] for t in tasks] == [["yes", "no"], ["up", "down"], ["left", "right"], ["on", "off"],
+                                             ["stop", "go"]]
+    assert all((t["n_train"], t["n_val"], t["n_test"]) == (2, 2, 2) for t in tasks)
+
+
+def test_esc50_preset_on_the_shared_esc10(tmp_path):
+    if not ESC50_SUBSET.is_dir():
+        pytest.skip(f"shared ESC-10 data not found at {ESC50_SUBSET}")
+    summaries = _run(
+        "esc50-cpu", ESC50_SUBSET, tmp_path / "run",
+        ["data.options.classes=[dog, rooster, rain, sea_waves]", "scenario.n_tasks=2"],
+    )
+    tasks = summaries["finetune"]["tasks"]
+    assert len(tasks) == 2 and sorted(c for t in tasks for c in t["classes"]) == ["dog", "rain", "rooster", "sea_waves"]
+    assert all((t["n_train"], t["n_val"], t["n_test"]) == (48, 16, 16) for t in tasks)  # folds 1-3 / 4 / 5
+
+
+def test_fsdd_preset_on_the_shared_recordings(tmp_path):
+    if not FSDD_ROOT.is_dir():
+        pytest.skip(f"shared FSDD data not found at {FSDD_ROOT}")
+    summaries = _run("fsdd-cpu", FSDD_ROOT, tmp_path / "run", ["scenario.n_tasks=1"])
+    (task,) = summaries["aicl-fta"]["tasks"]
+    assert task["classes"] == ["0", "1"]
+    # 6 speakers x 50 takes per digit: takes 0-4 test, 5-9 validation, 10-49 training
+    assert (task["n_train"], task["n_val"], task["n_test"]) == (480, 60, 60)
