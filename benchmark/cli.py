@@ -14,6 +14,16 @@ from .errors import TICLError
 RUNS_DIR = Path("results") / "runs"
 
 
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds expects comma-separated integers, got '{text}'") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds expects distinct integers, got '{text}'")
+    return seeds
+
+
 def _add_run(sub) -> None:
     p = sub.add_parser(
         "run",
@@ -26,7 +36,12 @@ def _add_run(sub) -> None:
     src.add_argument("--config", type=Path, help="a YAML config file (may say `extends: PRESET`)")
     p.add_argument("--data-root", type=Path, help="dataset root in its official layout (sets data.root)")
     p.add_argument("--out", type=Path, help=f"run folder (default: {RUNS_DIR}/<preset>-seed<N>-<time>)")
-    p.add_argument("--seed", type=int, help="seed for class order, data order and initialisation")
+    seed = p.add_mutually_exclusive_group()
+    seed.add_argument("--seed", type=int, help="seed for class order, data order and initialisation")
+    seed.add_argument(
+        "--seeds", type=_seed_list, metavar="N,N,...",
+        help="run every method under each seed; table.md then shows mean ± std",
+    )
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config key, e.g. --set train.epochs=3 --set methods.finetune.train.lr=1e-4",
@@ -76,10 +91,11 @@ def cmd_run(args) -> int:
     if out is None:
         if args.resume:
             raise TICLError("--resume needs --out: the run folder to continue")
-        out = RUNS_DIR / f"{cfg.name}-seed{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    elif not args.resume and any((Path(out) / m.name / "summary.json").is_file() for m in cfg.methods):
+        seed_tag = f"seeds{'-'.join(map(str, args.seeds))}" if args.seeds else f"seed{cfg.seed}"
+        out = RUNS_DIR / f"{cfg.name}-{seed_tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    elif not args.resume and any(any((Path(out) / m.name).rglob("summary.json")) for m in cfg.methods):
         raise TICLError(f"run folder {out} already holds finished results; choose another --out or pass --resume")
-    _, table = run(cfg, Path(out), progress=not args.no_progress, resume=args.resume)
+    _, table = run(cfg, Path(out), progress=not args.no_progress, resume=args.resume, seeds=args.seeds)
     print(f"\n{table}\n\nrun folder: {out}")
     return 0
 

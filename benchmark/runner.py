@@ -330,21 +330,54 @@ def _write_outputs(folder: Path, method: MethodConfig, tasks, state: _State, sum
 
 
 # ------------------------------------------------------------------------------------------------ the run
+AGGREGATED = ("avg_accuracy", "avg_forgetting", "bwt")
+
+
+def aggregate_summaries(summaries: list[dict]) -> dict:
+    """One method over several seeds: means at the single-seed keys (so readers of the schema keep working),
+    ``<key>_std`` beside them, and every seed's own summary under ``per_seed``."""
+    first = summaries[0]
+    out = {k: first[k] for k in ("preset", "method", "strategy", "mixer", "pet")}
+    out["seeds"] = [s["seed"] for s in summaries]
+    out["seed"] = out["seeds"][0]
+    for key in AGGREGATED:
+        values = [s[key] for s in summaries]
+        out[key] = float(np.mean(values))
+        out[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    out["accuracy_matrix"] = np.mean([s["accuracy_matrix"] for s in summaries], axis=0).tolist()
+    out["tasks"] = first["tasks"] if all(s["tasks"] == first["tasks"] for s in summaries) else None
+    out["per_task"] = [
+        {key: float(np.mean([s["per_task"][t][key] for s in summaries])) for key in (
+            "trainable_params", "task_specific_params", "total_params", "gflops_per_sample", "train_seconds",
+            "peak_memory_mb", "eval_samples_per_second")} | {"task": t}
+        for t in range(len(first["per_task"]))
+    ]
+    out["environment"] = first["environment"]
+    out["per_seed"] = summaries
+    return out
+
+
 def comparison_table(summaries: list[dict]) -> pd.DataFrame:
-    """One row per method: the headline TI-CL numbers side by side."""
+    """One row per method: the headline TI-CL numbers side by side (mean +- std over seeds when there are
+    several)."""
     rows = []
     for s in summaries:
         per = s["per_task"]
+        multi = len(s.get("seeds", [s["seed"]])) > 1
+
+        def cell(key: str):
+            return f"{s[key]:.4f} ± {s[key + '_std']:.4f}" if multi else s[key]
+
         rows.append(
             {
                 "method": s["method"],
                 "strategy": s["strategy"],
                 "mixer": s.get("mixer", ""),
                 "pet": s.get("pet") or "-",
-                "avg acc": s["avg_accuracy"],
-                "forgetting": s["avg_forgetting"],
-                "BWT": s["bwt"],
-                "trainable params (last task)": per[-1]["trainable_params"],
+                "avg acc": cell("avg_accuracy"),
+                "forgetting": cell("avg_forgetting"),
+                "BWT": cell("bwt"),
+                "trainable params (last task)": int(per[-1]["trainable_params"]),
                 "task-specific params / task": int(np.mean([p["task_specific_params"] for p in per])),
                 "GFLOPs / sample": float(np.mean([p["gflops_per_sample"] for p in per])),
                 "train s": float(sum(p["train_seconds"] for p in per)),
@@ -358,31 +391,58 @@ def format_table(frame: pd.DataFrame) -> str:
 
 
 def run(
-    cfg: RunConfig, out_dir: Path, progress: bool = True, resume: bool = False
+    cfg: RunConfig,
+    out_dir: Path,
+    progress: bool = True,
+    resume: bool = False,
+    seeds: Optional[list[int]] = None,
 ) -> tuple[list[MethodResult], str]:
-    """Run every method of ``cfg`` into ``out_dir/<method>/``; write and return the comparison table."""
+    """Run every method of ``cfg`` under each seed; write and return the comparison table.
+
+    One seed: ``out_dir/<method>/``. Several: ``out_dir/<method>/seed<N>/`` per seed plus an aggregate
+    ``out_dir/<method>/summary.json`` (means, stds and every seed's summary).
+    """
+    import json
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_yaml(out_dir / "config.yaml", to_dict(cfg))
+    seeds = list(seeds) if seeds else [cfg.seed]
+    multi = len(seeds) > 1
+    write_yaml(out_dir / "config.yaml", to_dict(cfg) | ({"seeds": seeds} if multi else {}))
     started = time.perf_counter()
-    tasks, report = build_tasks(cfg, progress=progress)
-    data_report = dataclasses.asdict(report)
-    log.info(
-        "features: %d clips, %d from cache, %d computed, %.1f s",
-        report.clips, report.cache_hits, report.cache_misses, report.seconds,
-    )
+    per_method: dict[str, list[MethodResult]] = {m.name: [] for m in cfg.methods}
+    for seed in seeds:
+        seed_cfg = dataclasses.replace(cfg, seed=seed)
+        tasks, report = build_tasks(seed_cfg, progress=progress)  # the seed may change the class order
+        data_report = dataclasses.asdict(report)
+        log.info(
+            "seed %d features: %d clips, %d from cache, %d computed, %.1f s",
+            seed, report.clips, report.cache_hits, report.cache_misses, report.seconds,
+        )
+        for method in cfg.methods:
+            folder = out_dir / method.name / (f"seed{seed}" if multi else "")
+            if resume and (folder / SUMMARY).is_file():
+                log.info("%s seed %d: already complete, skipped", method.name, seed)
+                result = MethodResult(method, folder, json.loads((folder / SUMMARY).read_text()))
+            else:
+                result = run_method(seed_cfg, method, tasks, folder, progress, resume, data_report)
+            per_method[method.name].append(result)
+    summaries = []
     results = []
     for method in cfg.methods:
-        folder = out_dir / method.name
-        if resume and (folder / SUMMARY).is_file():
-            import json
-
-            log.info("%s: already complete, skipped", method.name)
-            results.append(MethodResult(method, folder, json.loads((folder / SUMMARY).read_text())))
-            continue
-        results.append(run_method(cfg, method, tasks, folder, progress, resume, data_report))
-    table = format_table(comparison_table([r.summary for r in results]))
-    header = f"# {cfg.name} (seed {cfg.seed})\n\n{cfg.description.strip()}\n\n" if cfg.description else ""
+        runs = per_method[method.name]
+        if multi:
+            summary = aggregate_summaries([r.summary for r in runs])
+            write_json(out_dir / method.name / SUMMARY, summary)
+            results.append(MethodResult(method, out_dir / method.name, summary))
+        else:
+            results.append(runs[0])
+        summaries.append(results[-1].summary)
+    table = format_table(comparison_table(summaries))
+    seeds_text = ", ".join(map(str, seeds))
+    header = f"# {cfg.name} (seed{'s' if multi else ''} {seeds_text})\n\n"
+    if cfg.description:
+        header += cfg.description.strip() + "\n\n"
     write_text(out_dir / "table.md", header + table + "\n")
     log.info("total %.1f s", time.perf_counter() - started)
     return results, table

@@ -109,3 +109,23 @@ def test_presets_command_lists_presets(capsys):
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
     assert "default" in out and "esc50-cpu" in out
+
+
+def test_several_seeds_give_mean_and_std(tmp_path):
+    out = tmp_path / "seeds"
+    args = ["run", "--preset", "smoke", "--seeds", "0,1", "--out", str(out), "--no-progress",
+            "--set", "scenario.n_tasks=2", "--set", "methods=[{name: ft, strategy: finetune}]"]
+    assert main(args) == 0
+    per_seed = [json.loads((out / "ft" / f"seed{s}" / "summary.json").read_text()) for s in (0, 1)]
+    aggregate = json.loads((out / "ft" / "summary.json").read_text())
+    assert aggregate["seeds"] == [0, 1] and [s["seed"] for s in aggregate["per_seed"]] == [0, 1]
+    values = [s["avg_accuracy"] for s in per_seed]
+    assert aggregate["avg_accuracy"] == pytest.approx(sum(values) / 2)
+    assert aggregate["avg_accuracy_std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
+    assert "±" in (out / "table.md").read_text()
+
+
+def test_bad_seed_list_is_rejected(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--seeds", "0,x"])
+    assert "comma-separated integers" in capsys.readouterr().err
