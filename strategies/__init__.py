@@ -8,5 +8,6 @@ from .registry import STRATEGIES, get_strategy, register_strategy
 
 # Importing the built-in strategies registers them.
 from . import adapter_incremental, finetune  # noqa: E402,F401  isort:skip
+from . import agem, cumulative, ewc, linear_probe, lwf, replay, si  # noqa: E402,F401  isort:skip
 
 __all__ = ["TICLStrategy", "STRATEGIES", "get_strategy", "register_strategy", "make_optimizer_factory"]
