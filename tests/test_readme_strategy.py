@@ -1,4 +1,4 @@
-"""The README's "Adding a strategy" example runs end to end, by import path, as written."""
+"""The README's "Adding a strategy" example runs end to end, by import path, exactly as written there."""
 import json
 import re
 import sys
@@ -14,13 +14,17 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_readme_strategy_example_runs(tmp_path, monkeypatch):
     section = README.read_text().split("## Adding a strategy", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert 25 <= len(code.strip().splitlines()) <= 45  # the walk-through is a whole strategy, not a fragment
     (tmp_path / "readme_strategy.py").write_text(code)
     monkeypatch.syspath_prepend(str(tmp_path))
     config = {
         "extends": "smoke",
-        "methods": [{"name": "probe", "strategy": "readme_strategy:HeadsOnly", "mixer": "gsa"}],
+        "methods": [{
+            "name": "anr", "strategy": "readme_strategy:AdaptersNormsReplay", "mixer": "gsa", "pet": "convpass",
+            "strategy_options": {"mem_size": 8},
+        }],
     }
-    path = tmp_path / "probe.yaml"
+    path = tmp_path / "anr.yaml"
     path.write_text(yaml.safe_dump(config))
     out = tmp_path / "run"
     try:
@@ -29,8 +33,10 @@ def test_readme_strategy_example_runs(tmp_path, monkeypatch):
         sys.modules.pop("readme_strategy", None)
         from strategies import STRATEGIES
 
-        STRATEGIES.pop("heads_only", None)
-    summary = json.loads((out / "probe" / "summary.json").read_text())
+        STRATEGIES.pop("adapters_norms_replay", None)
+    summary = json.loads((out / "anr" / "summary.json").read_text())
+    # smoke model: embed 32, depth 1 -> LayerNorms norm1, norm2 and the final norm, 2 x 32 parameters each
+    norms = 3 * 2 * 32
     for row in summary["per_task"]:
-        assert row["trainable_params"] == row["task_specific_params"]  # only the head trains
-    assert summary["avg_forgetting"] == 0.0  # frozen backbone, frozen old heads: nothing to forget
+        assert row["trainable_params"] == row["task_specific_params"] + norms
+    assert len(summary["accuracy_matrix"]) == 3
