@@ -52,3 +52,21 @@ def test_fsdd_preset_on_the_shared_recordings(tmp_path):
     assert task["classes"] == ["0", "1"]
     # 6 speakers x 50 takes per digit: takes 0-4 test, 5-9 validation, 10-49 training
     assert (task["n_train"], task["n_val"], task["n_test"]) == (480, 60, 60)
+
+
+def test_baselines_preset_runs_every_strategy(tmp_path):
+    if not ESC50_SUBSET.is_dir():
+        pytest.skip(f"shared ESC-10 data not found at {ESC50_SUBSET}")
+    out = tmp_path / "run"
+    args = ["run", "--preset", "baselines-esc50-cpu", "--data-root", str(ESC50_SUBSET), "--out", str(out),
+            "--no-progress", "--set", "data.options.classes=[dog, rooster, rain, sea_waves]", "--set", "scenario.n_tasks=2"]
+    for item in TINY:
+        args += ["--set", item]
+    assert main(args) == 0
+    from benchmark.config import load_config
+
+    names = [m.name for m in load_config("baselines-esc50-cpu").methods]
+    assert len(names) == 11
+    for name in names:
+        summary = json.loads((out / name / "summary.json").read_text())
+        assert all(0.0 <= v <= 1.0 for row in summary["accuracy_matrix"] for v in row), name
