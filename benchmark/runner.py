@@ -129,7 +129,7 @@ def _metric_rows(evaluator) -> list[dict]:
     return rows
 
 
-def _untrained_head_accuracy(net, task: TaskData, seed: int, batch: int, device) -> float:
+def _untrained_head_accuracy(net, task: TaskData, test_set, seed: int, batch: int, device) -> float:
     """R[i][j] for a task j not yet trained: a copy of the model with a fresh (seeded) head and fresh PET
     modules for j. Never touches the real model, so evaluating ahead cannot change later results."""
     from strategies.plugins import evaluate_accuracy
@@ -139,24 +139,7 @@ def _untrained_head_accuracy(net, task: TaskData, seed: int, batch: int, device)
         torch.manual_seed(seed * 7919 + task.id)
         probe.add_task(task.id, len(task.classes))
     probe.to(device)
-    dataset = _with_task_labels(task, "test")
-    return evaluate_accuracy(probe, dataset, batch, device)[0]
-
-
-class _TaskLabelled(torch.utils.data.Dataset):
-    def __init__(self, dataset, task_id: int) -> None:
-        self.dataset, self.task_id = dataset, task_id
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        x, y = self.dataset[i]
-        return x, y, self.task_id
-
-
-def _with_task_labels(task: TaskData, split: str):
-    return _TaskLabelled(task.dataset(split), task.id)
+    return evaluate_accuracy(probe, test_set, batch, device)[0]
 
 
 def run_method(
@@ -238,10 +221,14 @@ def run_method(
             if j <= i:
                 row.append(float(results[f"Top1_Acc_Exp/eval_phase/test_stream/Task{j:03d}/Exp{j:03d}"]))
             else:
-                row.append(_untrained_head_accuracy(net, tasks[j], cfg.seed, train_cfg.eval_batch_size, device))
+                row.append(
+                    _untrained_head_accuracy(
+                        net, tasks[j], bm.test_stream[j].dataset.eval(), cfg.seed, train_cfg.eval_batch_size, device
+                    )
+                )
         state.R.append(row)
 
-        test_set = _with_task_labels(tasks[i], "test")
+        test_set = bm.test_stream[i].dataset.eval()  # yields (x, y, task label)
         acc_check, n_test, eval_seconds = evaluate_accuracy(strategy.model, test_set, train_cfg.eval_batch_size, device)
         if abs(acc_check - row[i]) > 1e-6:
             raise RuntimeError(f"accuracy mismatch on task {i}: Avalanche {row[i]} vs direct {acc_check}")
