@@ -46,6 +46,10 @@ def _add_run(sub) -> None:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config key, e.g. --set train.epochs=3 --set methods.finetune.train.lr=1e-4",
     )
+    p.add_argument(
+        "--smoke", action="store_true",
+        help="the preset's smoke variant (tiny model, a few batches): checks a paper preset end to end on CPU",
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out after its last finished task")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -64,6 +68,52 @@ def _add_bench(sub) -> None:
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark (see --help of it)")
 
 
+#: datasets `ticl datasets download` fetches (kept here so that building the parser imports no dataset code)
+DOWNLOADABLE = ("esc50", "speechcommands", "urbansound8k")
+
+
+def _add_datasets(sub) -> None:
+    p = sub.add_parser("datasets", help="list the downloadable datasets, or download one into its official layout")
+    action = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    action.add_parser("list", help="names, sources, sizes and the layout each download produces")
+    d = action.add_parser(
+        "download", help="download, extract and verify a dataset (resumes an interrupted download)",
+        description="Download a dataset's official archive into --root, extract it into the layout its source "
+        "reads and check the file count. An interrupted download resumes from ROOT/<archive>.part.",
+    )
+    d.add_argument("name", choices=DOWNLOADABLE, help="dataset to download")
+    d.add_argument("--root", type=Path, required=True, help="dataset folder to create (later: --data-root)")
+    d.add_argument("--keep-archive", action="store_true", help="keep the downloaded archive after extraction")
+    d.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _add_table(sub) -> None:
+    p = sub.add_parser(
+        "table", help="paper-style comparison table of finished run folders (Markdown, CSV or LaTeX)",
+        description="One row per method of the given run folders (single- or multi-seed, concatenated): accuracy "
+        "per task after the last task, average accuracy, forgetting, BWT, trainable parameters (and % of full "
+        "fine-tuning), task-specific storage, GFLOPs per sample and training time; mean ± std over seeds, the "
+        "best value of each column in bold. An unfinished run folder is an error.",
+    )
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                   help="a run folder of `ticl run` (or one method folder, or one of its seed<N> folders)")
+    p.add_argument("--format", choices=["md", "csv", "latex"], default="md",
+                   help="md (default), csv (plain numbers, reads back into pandas) or latex (booktabs table)")
+    p.add_argument("--out", type=Path, metavar="FILE", help="write the table to FILE instead of printing it")
+
+
+def _add_plot(sub) -> None:
+    p = sub.add_parser(
+        "plot", help="comparison figures of finished run folders (PNG and PDF)",
+        description="curves: average accuracy after each task (±1 std band over seeds) and each task's accuracy "
+        "over time; matrix: annotated accuracy matrices; pet: accuracy against trainable parameters (log x).",
+    )
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                   help="a run folder of `ticl run` (or one method folder, or one of its seed<N> folders)")
+    p.add_argument("--kind", choices=["curves", "matrix", "pet", "all"], default="all", help="which figure (default: all)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="folder for the figures (default: RUN_DIR/plots for one RUN_DIR)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ticl", description="audio-ticl: task-incremental continual learning for audio")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -72,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_presets(sub)
     _add_strategies(sub)
     _add_bench(sub)
+    _add_datasets(sub)
+    _add_table(sub)
+    _add_plot(sub)
     return parser
 
 
@@ -84,7 +137,7 @@ def cmd_run(args) -> int:
         overrides.append(f"data.root={args.data_root}")
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    cfg = load_config(args.preset, args.config, overrides)
+    cfg = load_config(args.preset, args.config, overrides, smoke=args.smoke)
     if args.data_root is not None and cfg.data.source == "synthetic" and cfg.scenario.kind == "class_split":
         raise TICLError(f"--data-root was given, but preset '{cfg.name}' uses the built-in synthetic data")
     out = args.out
@@ -127,7 +180,52 @@ def cmd_bench(args) -> int:
     return 2
 
 
-COMMANDS = {"run": cmd_run, "presets": cmd_presets, "strategies": cmd_strategies, "bench": cmd_bench}
+def cmd_datasets(args) -> int:
+    from .datasets.download import DOWNLOADS, download_dataset
+
+    if args.action == "list":
+        width = max(len(name) for name in DOWNLOADS)
+        for name, info in DOWNLOADS.items():
+            pad = " " * (width + 2)
+            print(f"{name:<{width}}  {info.title}, {info.size}, {info.license}")
+            print(f"{pad}url:    {info.url}")
+            print(f"{pad}layout: {info.layout}")
+        return 0
+    info = DOWNLOADS[args.name]
+    print(f"{args.name}: {info.url} ({info.size}) -> {args.root}", flush=True)
+    folder = download_dataset(args.name, args.root, progress=not args.no_progress, keep_archive=args.keep_archive)
+    print(f"{args.name}: ready and verified in {folder} (pass it as --data-root, or data.root in a config)")
+    return 0
+
+
+def cmd_table(args) -> int:
+    from .report.table import build_table
+    from .results import write_text
+
+    text = build_table(args.run_dirs, args.format)
+    if args.out is None:
+        print(text, end="")
+    else:
+        write_text(args.out, text)
+        print(f"table: {args.out}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .report.plots import plot_runs
+
+    out = args.out
+    if out is None:
+        if len(args.run_dirs) > 1:
+            raise TICLError("several run folders: say where the figures go with --out DIR")
+        out = args.run_dirs[0] / "plots"
+    for path in plot_runs(args.run_dirs, out, args.kind):
+        print(path)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "presets": cmd_presets, "strategies": cmd_strategies, "bench": cmd_bench, "datasets": cmd_datasets,
+            "table": cmd_table, "plot": cmd_plot}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

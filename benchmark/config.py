@@ -22,7 +22,7 @@ from .errors import ConfigError
 class DataConfig:
     """Where the clips come from."""
 
-    #: dataset source: synthetic | esc50 | speechcommands | fsdd (see ``benchmark.datasets.SOURCES``)
+    #: dataset source: synthetic | esc50 | speechcommands | fsdd | urbansound8k (see ``benchmark.datasets.SOURCES``)
     source: str = "synthetic"
     #: dataset root in the official layout (ignored by ``synthetic``); ``ticl run --data-root`` overrides it
     root: Optional[str] = None
@@ -35,10 +35,17 @@ class SequenceStep:
     """One task of a ``dataset_sequence`` scenario: a whole dataset (all its classes) as one task."""
 
     source: str = ""
+    #: dataset root; a relative path is taken inside ``data.root`` (``ticl run --data-root``) when that is set
     root: Optional[str] = None
     options: dict = field(default_factory=dict)
     #: task name in tables (defaults to the source name)
     name: Optional[str] = None
+    #: per-task overrides of ``train.epochs`` / ``train.batch_size`` (AI-CL trains each dataset its own way)
+    train: dict = field(default_factory=dict)
+    #: a step ``{source, root, options, name, train}`` used instead when this step's root folder does not exist
+    #: (e.g. AVE, which cannot be downloaded, falling back to UrbanSound8K); a root that exists but is broken is
+    #: an error, never a silent fallback
+    fallback: Optional[dict] = None
 
 
 @dataclass
@@ -105,7 +112,10 @@ class ModelConfig:
     #: cls | cls_dist (AST: mean of CLS and distillation token) | mean (SSAST: mean of patch tokens)
     pooling: str = "cls"
     distill_token: bool = False
-    #: backbone weights: upstream (synthetic pretraining, cached) | random | a path to a state dict
+    #: backbone weights: upstream (synthetic pretraining, cached) | random | a path to a state dict |
+    #: timm:<model> (ImageNet ViT / DeiT converted as AST does, e.g. timm:vit_base_patch16_384; timm downloads
+    #: them, which needs network access and ``pip install timm``) | timm:<model>:<file> (the same from a local
+    #: .pth / .bin / .safetensors timm state dict, no network). Set model.name / dims to the source's size.
     init: str = "upstream"
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
 
@@ -124,6 +134,8 @@ class TrainConfig:
     momentum: float = 0.9
     #: keep the epoch with the best validation accuracy of the current task (never the test set)
     select_on_val: bool = True
+    #: train each epoch on at most this many mini-batches (smoke runs); null: the whole task
+    max_batches: Optional[int] = None
     #: cpu | cuda | auto
     device: str = "auto"
     #: torch threads on CPU (0 = torch's default)
@@ -239,7 +251,10 @@ def list_presets() -> dict[str, str]:
     for entry in sorted(resources.files(PRESET_PACKAGE).iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".yaml"):
             raw = yaml.safe_load(entry.read_text()) or {}
-            out[entry.name[: -len(".yaml")]] = str(raw.get("description", "")).strip()
+            description = str(raw.get("description", "")).strip()
+            if isinstance(raw.get("smoke"), dict):
+                description += " [--smoke: a tiny CPU variant]"
+            out[entry.name[: -len(".yaml")]] = description
     return out
 
 
@@ -320,11 +335,22 @@ def load_config(
     preset: Optional[str] = None,
     config_file: Optional[Path] = None,
     overrides: tuple[str, ...] | list[str] = (),
+    smoke: bool = False,
 ) -> RunConfig:
-    """Resolve preset/file + overrides into a validated :class:`RunConfig`."""
+    """Resolve preset/file (+ its ``smoke`` variant) + overrides into a validated :class:`RunConfig`.
+
+    A preset may carry a ``smoke:`` section: a partial config merged on top when ``smoke`` is asked for (a tiny
+    model, a few batches), so the paper presets stay runnable on CPU fixtures. ``--set`` applies after it.
+    """
     if preset and config_file:
         raise ConfigError("give either --preset or --config, not both")
     raw = load_raw(preset, config_file)
+    smoke_section = raw.pop("smoke", None)
+    if smoke:
+        if not isinstance(smoke_section, dict):
+            raise ConfigError(f"preset '{raw.get('name', config_file)}' has no smoke variant (no 'smoke:' section)")
+        raw = _deep_merge(raw, smoke_section)
+        raw["name"] = f"{raw.get('name', 'run')}-smoke"
     for assignment in overrides:
         apply_override(raw, assignment)
     cfg = build(RunConfig, raw, "")
@@ -357,8 +383,32 @@ def validate(cfg: RunConfig) -> None:
         )
     if cfg.scenario.kind == "dataset_sequence" and not cfg.scenario.sequence:
         raise ConfigError("config key 'scenario.sequence' must list the datasets of a dataset_sequence scenario")
+    for i, step in enumerate(cfg.scenario.sequence):
+        _validate_step(step, f"scenario.sequence.{i}")
+        if step.fallback is not None:
+            step.fallback = build(SequenceStep, step.fallback, f"scenario.sequence.{i}.fallback")
+            if step.fallback.fallback is not None:
+                raise ConfigError(f"config key 'scenario.sequence.{i}.fallback.fallback': a fallback cannot have one")
+            _validate_step(step.fallback, f"scenario.sequence.{i}.fallback")
     if cfg.train.optimizer not in ("adam", "adamw", "sgd"):
         raise ConfigError(f"config key 'train.optimizer' must be adam, adamw or sgd, got '{cfg.train.optimizer}'")
+
+
+#: the train keys a dataset_sequence step may override
+STEP_TRAIN_KEYS = ("epochs", "batch_size")
+
+
+def _validate_step(step: SequenceStep, where: str) -> None:
+    if not step.source:
+        raise ConfigError(f"config key '{where}.source' is required")
+    unknown = sorted(set(step.train) - set(STEP_TRAIN_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown config key '{where}.train.{unknown[0]}'; a step may override: {', '.join(STEP_TRAIN_KEYS)}"
+        )
+    for key, value in step.train.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"config key '{where}.train.{key}' expects a positive integer, got {value!r}")
 
 
 def to_dict(cfg: RunConfig) -> dict:

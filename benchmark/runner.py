@@ -51,6 +51,8 @@ def seed_everything(seed: int) -> None:
 def build_model(cfg: RunConfig, method: MethodConfig, frames: int, device: torch.device, progress: bool):
     """Backbone (with the method's token mixer) + its initial weights + the method's PET method."""
     from models import TaskIncrementalModel, create_model, create_pet
+    from models.convert import CONVERTERS, is_converter_spec, load_pretrained
+    from models.errors import ModelError
     from models.pos_embed import resample_pos_embed
 
     from .upstream import backbone_kwargs, pretrained_backbone_state
@@ -74,10 +76,18 @@ def build_model(cfg: RunConfig, method: MethodConfig, frames: int, device: torch
                 state["pos_embed"], tuple(ckpt["grid"]), tuple(backbone.patch_grid), backbone.num_prefix_tokens
             )
         backbone.load_state_dict(state)
+    elif is_converter_spec(init):  # e.g. timm:vit_base_patch16_384[:/path/to/weights.pth]
+        try:
+            backbone.load_state_dict(load_pretrained(init, backbone))
+        except ModelError as exc:
+            raise ConfigError(f"config key 'model.init': {exc}") from exc
     elif init != "random":
         path = Path(init).expanduser()
         if not path.is_file():
-            raise ConfigError(f"config key 'model.init': expected upstream, random or a state-dict file; '{init}' not found")
+            raise ConfigError(
+                f"config key 'model.init': expected upstream, random, <source>:<model>[:<file>] (sources: "
+                f"{sorted(CONVERTERS)}) or a state-dict file; '{init}' not found"
+            )
         backbone.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     pet = None
     if method.pet:
@@ -152,7 +162,13 @@ def run_method(
     data_report: Optional[dict] = None,
 ) -> MethodResult:
     from strategies import get_strategy, make_optimizer_factory
-    from strategies.plugins import BestValidationPlugin, DataTimePlugin, ProgressPlugin, evaluate_accuracy
+    from strategies.plugins import (
+        BatchLimitPlugin,
+        BestValidationPlugin,
+        DataTimePlugin,
+        ProgressPlugin,
+        evaluate_accuracy,
+    )
 
     folder.mkdir(parents=True, exist_ok=True)
     train_cfg = cfg.method_train(method)
@@ -203,7 +219,8 @@ def run_method(
         train_epochs=train_cfg.epochs,
         eval_mb_size=train_cfg.eval_batch_size,
         device=device,
-        plugins=[validation, data_time, ProgressPlugin(method.name, validation, enabled=progress)],
+        plugins=[validation, data_time, ProgressPlugin(method.name, validation, enabled=progress)]
+        + ([BatchLimitPlugin(train_cfg.max_batches, cfg.seed)] if train_cfg.max_batches else []),
         evaluator=evaluator,
         **method.strategy_options,
     )
@@ -212,6 +229,9 @@ def run_method(
     for i in range(start_task, T):
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
+        # a dataset_sequence step may train its task with its own epochs / batch size (AI-CL: 5/128, 20/32, 15/12)
+        strategy.train_epochs = tasks[i].train.get("epochs", train_cfg.epochs)
+        strategy.train_mb_size = tasks[i].train.get("batch_size", train_cfg.batch_size)
         started = time.perf_counter()
         strategy.train(bm.train_stream[i])
         train_seconds = time.perf_counter() - started

@@ -6,8 +6,9 @@ task label, and class ids from zero, so one generic Avalanche benchmark serves b
 """
 from __future__ import annotations
 
+import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -16,10 +17,12 @@ from torch.utils.data import Dataset
 
 from .audio.cache import FeatureCache, extract_features
 from .audio.features import FbankSettings, SpecAugment, normalize
-from .config import FeatureConfig, RunConfig
+from .config import FeatureConfig, RunConfig, SequenceStep
 from .datasets import SOURCES
 from .datasets.base import SPLITS, Clip, ClipSource
 from .errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,6 +49,8 @@ class TaskData:
     std: float
     freqm: int
     timem: int
+    #: this task's overrides of ``train.epochs`` / ``train.batch_size`` (dataset_sequence steps)
+    train: dict = field(default_factory=dict)
 
     def dataset(self, split: str) -> "FeatureDataset":
         """A torch dataset for ``split``: normalised features, SpecAugment on ``train`` only."""
@@ -231,14 +236,47 @@ def build_tasks(cfg: RunConfig, progress: bool = True) -> tuple[list[TaskData], 
         return _tasks_from_source(source, plan, 0, cfg.features, frames, cache, report, progress), report
     steps = []
     for i, step in enumerate(cfg.scenario.sequence):
-        steps.append((step, make_source(step.source, step.root, step.options, f"scenario.sequence.{i}")))
+        step, where = resolve_step(step, cfg.data.root, f"scenario.sequence.{i}")
+        steps.append((step, make_source(step.source, step_root(step, cfg.data.root), step.options, where)))
     # One backbone reads every task, so every task shares one input length: the config's, else the longest.
     frames = cfg.features.target_frames or max(src.feature_defaults.target_frames for _, src in steps)
     tasks: list[TaskData] = []
     for task_id, (step, source) in enumerate(steps):
         plan = [(step.name or source.name, source.classes())]
-        tasks += _tasks_from_source(source, plan, task_id, cfg.features, frames, cache, report, progress)
+        step_tasks = _tasks_from_source(source, plan, task_id, cfg.features, frames, cache, report, progress)
+        for task in step_tasks:
+            task.train = dict(step.train)
+        tasks += step_tasks
     return tasks, report
+
+
+def step_root(step: SequenceStep, base: Optional[str]) -> Optional[str]:
+    """The step's root, taken inside ``base`` (``data.root``) when it is relative and a base is given."""
+    if step.root is None:
+        return base if step.source != "synthetic" else None
+    root = Path(step.root).expanduser()
+    if base and not root.is_absolute():
+        root = Path(base).expanduser() / root
+    return str(root)
+
+
+def resolve_step(step: SequenceStep, base: Optional[str], where: str) -> tuple[SequenceStep, str]:
+    """The step itself, or its ``fallback`` when the step's root folder does not exist.
+
+    Only a missing folder falls back: a folder that exists but is malformed raises in its loader, so a broken
+    dataset is never silently replaced by another one.
+    """
+    if step.fallback is None or step.source == "synthetic":
+        return step, where
+    root = step_root(step, base)
+    if root is not None and Path(root).is_dir():
+        return step, where
+    fallback = step.fallback
+    log.warning(
+        "%s: %s not found at %s; using the fallback %s at %s instead (see the README to place %s there)",
+        where, step.source, root, fallback.source, step_root(fallback, base), step.source,
+    )
+    return fallback, f"{where}.fallback"
 
 
 def input_frames(tasks: list[TaskData]) -> int:

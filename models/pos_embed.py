@@ -19,7 +19,9 @@ __all__ = ["resample_pos_embed"]
 
 
 def _centre_crop(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
-    start = (x.shape[dim] - size) // 2
+    # AST's offset, old//2 - new//2, so converted AST / ImageNet checkpoints load exactly as AST loads them; it
+    # differs from (old - new)//2 by one when old is even and new odd (24 -> 9 time columns at 101 frames).
+    start = x.shape[dim] // 2 - size // 2
     return x.narrow(dim, start, size)
 
 

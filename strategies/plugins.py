@@ -139,3 +139,26 @@ class DataTimePlugin(SupervisedPlugin):
 
     def after_training_epoch(self, strategy, *args, **kwargs) -> None:
         self._mark = None
+
+
+class BatchLimitPlugin(SupervisedPlugin):
+    """Train each epoch on at most ``max_batches`` mini-batches (a seeded random subset of the task's data).
+
+    For smoke variants of the paper presets: the whole pipeline (every task, hook, metric and checkpoint) runs,
+    only on a few batches. A subset of the adapted dataset keeps every strategy's own data logic intact.
+    """
+
+    def __init__(self, max_batches: int, seed: int = 0) -> None:
+        super().__init__()
+        if max_batches < 1:
+            raise ValueError(f"max_batches must be >= 1, got {max_batches}")
+        self.max_batches = max_batches
+        self.seed = seed
+
+    def after_train_dataset_adaptation(self, strategy, *args, **kwargs) -> None:
+        keep = self.max_batches * strategy.train_mb_size
+        n = len(strategy.adapted_dataset)
+        if n > keep:
+            generator = torch.Generator().manual_seed(self.seed + strategy.current_task)
+            indices = torch.randperm(n, generator=generator)[:keep].sort().values.tolist()
+            strategy.adapted_dataset = strategy.adapted_dataset.subset(indices)

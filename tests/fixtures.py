@@ -86,3 +86,76 @@ def make_esc50_fixture(
         writer.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])
         writer.writerows(sorted(rows))
     return root
+
+
+#: (classID, class) pairs used by default: three of the ten official UrbanSound8K classes
+URBANSOUND8K_FIXTURE_CLASSES = ((0, "air_conditioner"), (3, "dog_bark"), (6, "gun_shot"))
+#: (sample rate, subtype, channels) cycled over the files: the real set mixes rates, bit depths and channel counts
+URBANSOUND8K_FORMATS = ((44100, "PCM_16", 1), (22050, "PCM_24", 2), (48000, "FLOAT", 1), (8000, "PCM_U8", 2))
+
+
+def make_urbansound8k_fixture(
+    root: Path,
+    classes: Sequence[tuple[int, str]] = URBANSOUND8K_FIXTURE_CLASSES,
+    folds: Sequence[int] = tuple(range(1, 11)),
+    clips_per_fold: int = 1,
+    seconds: float = 0.3,
+) -> Path:
+    """UrbanSound8K layout in ``root`` (the ``UrbanSound8K`` folder) with the official csv columns.
+
+    Files are ``audio/fold<N>/<fsID>-<classID>-<occurrence>-<slice>.wav``; formats vary as in the real set.
+    """
+    root = Path(root)
+    rows = []
+    n = 0
+    for class_id, name in classes:
+        for fold in folds:
+            for k in range(clips_per_fold):
+                fs_id = 90000 - 1000 * class_id + 10 * fold + k  # higher classIDs sort first by file name
+                filename = f"{fs_id}-{class_id}-0-{k}.wav"
+                sample_rate, subtype, channels = URBANSOUND8K_FORMATS[n % len(URBANSOUND8K_FORMATS)]
+                n += 1
+                samples = tone(seconds, sample_rate, 250.0 + 30 * class_id, seed=fs_id, channels=channels)
+                write_wav(root / "audio" / f"fold{fold}" / filename, samples, sample_rate, subtype)
+                rows.append([filename, fs_id, 0.0, seconds, 1 + k % 2, fold, class_id, name])
+    (root / "metadata").mkdir(parents=True, exist_ok=True)
+    with (root / "metadata" / "UrbanSound8K.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"])
+        writer.writerows(sorted(rows))  # sorted by file name, as in the official csv: not by classID
+    return root
+
+
+#: AVE categories used by default (three of the 28 official ones, with the official spelling)
+AVE_FIXTURE_CLASSES = ("Church bell", "Dog", "Male speech, man speaking")
+
+
+def make_ave_fixture(
+    root: Path,
+    classes: Sequence[str] = AVE_FIXTURE_CLASSES,
+    per_split: tuple[int, int, int] = (2, 1, 1),
+    seconds: float = 0.4,
+    sample_rate: int = 16000,
+    extract_audio: bool = True,
+) -> Path:
+    """AVE layout in ``root`` (the ``AVE_Dataset`` folder): ``Annotations.txt`` (with its header line), the three
+    ``*Set.txt`` lists, an (empty) ``AVE/<VideoID>.mp4`` per video and, if ``extract_audio``, the extracted
+    ``audio/<VideoID>.wav`` that the source reads."""
+    root = Path(root)
+    (root / "AVE").mkdir(parents=True, exist_ok=True)
+    lines: dict[str, list[str]] = {"trainSet.txt": [], "valSet.txt": [], "testSet.txt": []}
+    n = 0
+    for c, category in enumerate(classes):
+        for list_name, count in zip(lines, per_split):
+            for _ in range(count):
+                video_id = f"vid{n:07d}AB"[:11]
+                n += 1
+                lines[list_name].append(f"{category}&{video_id}&good&0&{int(seconds * 10)}")
+                (root / "AVE" / f"{video_id}.mp4").write_bytes(b"")
+                if extract_audio:
+                    write_wav(root / "audio" / f"{video_id}.wav", tone(seconds, sample_rate, 200.0 + 90 * c, seed=n), sample_rate)
+    for list_name, entries in lines.items():
+        (root / list_name).write_text("\n".join(entries) + "\n")
+    every = [line for entries in lines.values() for line in entries]
+    (root / "Annotations.txt").write_text("Category&VideoID&Quality&StartTime&EndTime\n" + "\n".join(every) + "\n")
+    return root

@@ -141,6 +141,12 @@ def test_fsdd_real_data_official_split() -> None:
     assert len(FSDDSource(FSDD_ROOT / "recordings", val_takes=()).clips()) == 3000
 
 
+def test_fsdd_train_takes_subset_keeps_official_test_and_val() -> None:
+    source = FSDDSource(FSDD_ROOT, train_takes=range(10, 20))
+    assert split_counts(source) == {"train": 600, "val": 300, "test": 300}
+    assert {int(c.path.stem.split("_")[2]) for c in source.clips() if c.split == "train"} == set(range(10, 20))
+
+
 def test_fsdd_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="nowhere"):
         FSDDSource(tmp_path / "nowhere")
@@ -154,6 +160,10 @@ def test_fsdd_errors(tmp_path: Path) -> None:
         FSDDSource(tmp_path)
     with pytest.raises(DataError, match="test takes"):
         FSDDSource(FSDD_ROOT, val_takes=range(3, 8))
+    with pytest.raises(DataError, match=r"train_takes \[7, 8, 9\]"):
+        FSDDSource(FSDD_ROOT, train_takes=range(7, 12))
+    with pytest.raises(DataError, match="train_takes is empty"):
+        FSDDSource(FSDD_ROOT, train_takes=[])
 
 
 # -- registry -------------------------------------------------------------------------------------------------------

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.datasets import ESC50Source, SpeechCommandsSource
+from benchmark import cli
+from benchmark.datasets import ESC50Source, SpeechCommandsSource, UrbanSound8KSource
 from benchmark.datasets import download as dl
 from benchmark.errors import DataError
-from fixtures import make_esc50_fixture, make_speechcommands_fixture
+from fixtures import make_esc50_fixture, make_speechcommands_fixture, make_urbansound8k_fixture
 
 
 class FakeResponse(io.BytesIO):
@@ -140,3 +141,139 @@ def test_download_speechcommands_end_to_end_with_a_fake_server(monkeypatch: pyte
     root = dl.download_speechcommands(tmp_path / "sc", progress=False)
     assert len(SpeechCommandsSource(root).clips()) == 6
     assert not (root / "speech_commands_v0.02.tar.gz").exists()
+
+
+# -- UrbanSound8K ---------------------------------------------------------------------------------------------------
+
+US8K_CLASSES = ((0, "air_conditioner"), (3, "dog_bark"))
+US8K_WAVS = 20  # 2 classes x 10 folds
+
+
+def _us8k_archive(tmp_path: Path) -> bytes:
+    """A .tar.gz in the official archive's layout: everything under a top ``UrbanSound8K/`` folder."""
+    fixture = make_urbansound8k_fixture(tmp_path / "us8k-src" / "UrbanSound8K", classes=US8K_CLASSES)
+    (fixture / "UrbanSound8K_README.txt").write_text("readme")
+    (fixture / "FREESOUNDCREDITS.txt").write_text("credits")
+    (fixture / "audio" / "fold1" / ".DS_Store").write_bytes(b"\0")  # a stray non-wav file is not counted
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        tf.add(fixture, arcname="UrbanSound8K")
+    return buffer.getvalue()
+
+
+def _us8k_layout_ok(root: Path) -> None:
+    assert (root / "metadata" / "UrbanSound8K.csv").is_file() and (root / "audio" / "fold10").is_dir()
+    assert (root / "FREESOUNDCREDITS.txt").read_text() == "credits"
+    assert not (root / "UrbanSound8K").exists() and not (root / ".extract").exists()
+    source = UrbanSound8KSource(root)
+    assert source.classes() == ["air_conditioner", "dog_bark"] and len(source.clips()) == US8K_WAVS
+
+
+def test_offline_urbansound8k_says_where_to_put_the_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    offline(monkeypatch)
+    with pytest.raises(DataError) as err:
+        dl.download_urbansound8k(tmp_path / "us8k", progress=False)
+    message = str(err.value)
+    assert f"could not reach {dl.URBANSOUND8K_URL}" in message and "by hand" in message
+    assert "zenodo.org/records/1203745" in message
+    assert str(tmp_path / "us8k" / "metadata" / "UrbanSound8K.csv") in message
+    assert str(tmp_path / "us8k" / "audio" / "fold1") in message
+
+
+def test_download_urbansound8k_end_to_end_with_a_fake_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    requests = serve(monkeypatch, _us8k_archive(tmp_path))
+    monkeypatch.setattr(dl, "URBANSOUND8K_WAV_COUNT", US8K_WAVS)
+    root = dl.download_urbansound8k(tmp_path / "us8k", progress=False)
+    assert root == tmp_path / "us8k" and requests[0].full_url == dl.URBANSOUND8K_URL
+    _us8k_layout_ok(root)
+    assert not (root / "UrbanSound8K.tar.gz").exists()
+    # complete: a second call touches nothing
+    assert dl.download_urbansound8k(root, progress=False) == root and len(requests) == 1
+
+
+def test_download_urbansound8k_resumes_a_partial_archive(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    payload = _us8k_archive(tmp_path)
+    root = tmp_path / "us8k"
+    root.mkdir()
+    (root / "UrbanSound8K.tar.gz.part").write_bytes(payload[: len(payload) // 2])
+    requests = serve(monkeypatch, payload)
+    monkeypatch.setattr(dl, "URBANSOUND8K_WAV_COUNT", US8K_WAVS)
+    dl.download_urbansound8k(root, progress=False, keep_archive=True)
+    assert requests[0].get_header("Range") == f"bytes={len(payload) // 2}-"
+    assert (root / "UrbanSound8K.tar.gz").read_bytes() == payload and not (root / "UrbanSound8K.tar.gz.part").exists()
+    _us8k_layout_ok(root)
+
+
+def test_urbansound8k_already_extracted_by_hand_is_found(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    offline(monkeypatch)  # nothing may be fetched
+    make_urbansound8k_fixture(tmp_path / "UrbanSound8K", classes=US8K_CLASSES)
+    monkeypatch.setattr(dl, "URBANSOUND8K_WAV_COUNT", US8K_WAVS)
+    assert dl.download_urbansound8k(tmp_path, progress=False) == tmp_path / "UrbanSound8K"
+
+
+def test_download_urbansound8k_verification_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    serve(monkeypatch, _us8k_archive(tmp_path))
+    monkeypatch.setattr(dl, "URBANSOUND8K_WAV_COUNT", US8K_WAVS + 1)
+    with pytest.raises(DataError, match=f"found {US8K_WAVS} wav files .* and {US8K_WAVS} rows .*expected "
+                                        f"{US8K_WAVS + 1} of each.*delete it and run again"):
+        dl.download_urbansound8k(tmp_path / "short", progress=False)
+    # an archive without the metadata csv is not UrbanSound8K: it is deleted so that the next run fetches afresh
+    serve(monkeypatch, _zip_bytes({"UrbanSound8K/audio/fold1/a.wav": b"x"}))
+    with pytest.raises(DataError, match="no metadata/UrbanSound8K.csv and audio/ folder inside"):
+        dl.download_urbansound8k(tmp_path / "wrong", progress=False)
+    assert not (tmp_path / "wrong" / "UrbanSound8K.tar.gz").exists()
+    serve(monkeypatch, _zip_bytes({"UrbanSound8K/metadata/UrbanSound8K.csv": b"slice_file_name\n"}))
+    with pytest.raises(DataError, match="not the official archive"):
+        dl.download_urbansound8k(tmp_path / "no-audio", progress=False)
+    # a damaged archive is deleted too
+    serve(monkeypatch, b"\x1f\x8b" + b"\0" * 64)
+    with pytest.raises(DataError, match="delete it and download again|not a zip or tar"):
+        dl.download_urbansound8k(tmp_path / "damaged", progress=False)
+    assert not (tmp_path / "damaged" / "UrbanSound8K.tar.gz").exists()
+
+
+# -- `ticl datasets` ------------------------------------------------------------------------------------------------
+
+def test_cli_datasets_list(capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["datasets", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("esc50", "speechcommands", "urbansound8k"):
+        assert name in out and dl.dataset_url(name) in out
+    assert "ROOT/metadata/UrbanSound8K.csv, ROOT/audio/fold1..fold10/*.wav (8732 clips)" in out
+    assert cli.DOWNLOADABLE == tuple(dl.DOWNLOADS)
+
+
+def test_cli_download_from_file_urls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture) -> None:
+    """The real ``urlopen`` on ``file://`` URLs: no network, but the whole download path."""
+    us8k = tmp_path / "mirror" / "UrbanSound8K.tar.gz"
+    us8k.parent.mkdir()
+    us8k.write_bytes(_us8k_archive(tmp_path))
+    monkeypatch.setattr(dl, "URBANSOUND8K_URL", us8k.as_uri())
+    monkeypatch.setattr(dl, "URBANSOUND8K_WAV_COUNT", US8K_WAVS)
+    root = tmp_path / "data" / "us8k"
+    assert cli.main(["datasets", "download", "urbansound8k", "--root", str(root), "--no-progress"]) == 0
+    assert f"urbansound8k: ready and verified in {root}" in capsys.readouterr().out
+    _us8k_layout_ok(root)
+
+    fixture = make_esc50_fixture(tmp_path / "esc-src", classes=((0, "dog"),))
+    esc = tmp_path / "mirror" / "master.zip"
+    esc.write_bytes(_zip_bytes({f"ESC-50-master/{p.relative_to(fixture).as_posix()}": p.read_bytes()
+                                for p in fixture.rglob("*") if p.is_file()}))
+    monkeypatch.setattr(dl, "ESC50_URL", esc.as_uri())
+    monkeypatch.setattr(dl, "ESC50_WAV_COUNT", 5)
+    args = ["datasets", "download", "esc50", "--root", str(tmp_path / "esc"), "--no-progress", "--keep-archive"]
+    assert cli.main(args) == 0
+    assert len(ESC50Source(tmp_path / "esc").clips()) == 5 and (tmp_path / "esc" / "ESC-50-master.zip").is_file()
+
+
+def test_cli_download_offline_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    offline(monkeypatch)
+    root = tmp_path / "us8k"
+    assert cli.main(["datasets", "download", "urbansound8k", "--root", str(root), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ticl: error: could not reach https://zenodo.org/records/1203745/files/UrbanSound8K.tar.gz")
+    assert "by hand" in err and str(root / "metadata" / "UrbanSound8K.csv") in err
+    with pytest.raises(SystemExit):
+        cli.main(["datasets", "download", "audioset", "--root", str(root)])

@@ -119,6 +119,10 @@ def test_resample_pos_embed_keeps_prefix_and_builds_new_grid():
     torch.testing.assert_close(shorter[:, :2], pos[:, :2])
     grid = pos[:, 2:].reshape(1, 12, 50, 16)
     torch.testing.assert_close(shorter[:, 2:].reshape(1, 12, 12, 16), grid[:, :, 19:31])  # centre crop in time
+    # AST's offset old//2 - new//2 (not (old - new)//2): 24 -> 9 columns starts at column 8, as AST loads them
+    square = torch.randn(1, 1 + 24 * 24, 8)
+    nine = resample_pos_embed(square, (24, 24), (12, 9), num_prefix=1)
+    torch.testing.assert_close(nine[:, 1:].reshape(1, 12, 9, 8), square[:, 1:].reshape(1, 24, 24, 8)[:, 6:18, 8:17])
     longer = resample_pos_embed(pos, (12, 50), (14, 101), num_prefix=2)  # interpolate both axes
     assert longer.shape == (1, 2 + 14 * 101, 16)
     torch.testing.assert_close(longer[:, :2], pos[:, :2])

@@ -1,11 +1,13 @@
 """Dataset sources in their official layouts, and the registry that configs name them by."""
 from __future__ import annotations
 
+from benchmark.datasets.ave import AVESource
 from benchmark.datasets.base import SPLITS, Clip, ClipSource, FeatureDefaults
 from benchmark.datasets.esc50 import ESC50Source
 from benchmark.datasets.fsdd import FSDDSource
 from benchmark.datasets.speechcommands import COMMAND_WORDS, SpeechCommandsSource
 from benchmark.datasets.synthetic import SyntheticSource
+from benchmark.datasets.urbansound8k import UrbanSound8KSource
 from benchmark.errors import ConfigError
 
 __all__ = [
@@ -13,10 +15,12 @@ __all__ = [
     "Clip",
     "ClipSource",
     "FeatureDefaults",
+    "AVESource",
     "ESC50Source",
     "FSDDSource",
     "SpeechCommandsSource",
     "SyntheticSource",
+    "UrbanSound8KSource",
     "COMMAND_WORDS",
     "SOURCES",
     "register_source",
@@ -27,6 +31,8 @@ SOURCES: dict[str, type[ClipSource]] = {
     "esc50": ESC50Source,
     "speechcommands": SpeechCommandsSource,
     "fsdd": FSDDSource,
+    "urbansound8k": UrbanSound8KSource,
+    "ave": AVESource,
     "synthetic": SyntheticSource,
 }
 

@@ -2,12 +2,14 @@
 
 The official protocol puts takes 0-4 in test and takes 5-49 in train. FSDD defines no validation set, so this
 source holds out ``val_takes`` (default 5-9) of the training takes as validation; the test set stays official.
+``train_takes`` (default: every other take) trains on a subset of the remaining takes, so a CPU preset can cut
+training cost without touching the official test set.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 from benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
 from benchmark.datasets.speechcommands import SPEECHCOMMANDS_DEFAULTS
@@ -30,7 +32,9 @@ class FSDDSource(ClipSource):
 
     name = "fsdd"
 
-    def __init__(self, root: Path, val_takes: Iterable[int] = range(5, 10)) -> None:
+    def __init__(
+        self, root: Path, val_takes: Iterable[int] = range(5, 10), train_takes: Optional[Iterable[int]] = None
+    ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(
@@ -42,6 +46,13 @@ class FSDDSource(ClipSource):
         clash = sorted(self.val_takes & set(TEST_TAKES))
         if clash:
             raise DataError(f"{self.root}: FSDD val_takes {clash} are official test takes (0-4)")
+        self.train_takes = None if train_takes is None else frozenset(int(t) for t in train_takes)
+        if self.train_takes is not None:
+            clash = sorted(self.train_takes & (set(TEST_TAKES) | self.val_takes))
+            if clash:
+                raise DataError(f"{self.root}: FSDD train_takes {clash} are test takes (0-4) or val_takes")
+            if not self.train_takes:
+                raise DataError(f"{self.root}: FSDD train_takes is empty (expected take numbers such as 10-49)")
         self._clips = self._scan()
 
     @property
@@ -68,5 +79,7 @@ class FSDDSource(ClipSource):
                 raise DataError(f"{path}: malformed FSDD file name (expected {{digit}}_{{speaker}}_{{take}}.wav)")
             take = int(match["take"])
             split = "test" if take in TEST_TAKES else "val" if take in self.val_takes else "train"
+            if split == "train" and self.train_takes is not None and take not in self.train_takes:
+                continue
             clips.append(Clip(key=str(path), label=match["digit"], split=split, path=path))
         return clips

@@ -1,0 +1,302 @@
+"""Load finished run folders (single- or multi-seed) into pandas DataFrames for tables and plots.
+
+A run folder is what ``ticl run`` writes: one subfolder per method holding ``summary.json`` (single seed), or
+``seed<N>/summary.json`` per seed plus an aggregate ``summary.json`` (``--seeds``). The runner writes
+``summary.json`` last, so a method folder without it is unfinished: loading refuses it, naming the folder,
+rather than returning a partial table that would look complete.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ..errors import TICLError
+
+SUMMARY = "summary.json"
+#: parameters are stored as fp32 (the runner trains and saves in fp32)
+BYTES_PER_PARAM = 4
+#: strategies that are reference points, not continual learners: shown, never ranked as "best"
+#: (``joint`` trains once on every task at the end, so its forgetting and BWT are artefacts of that schedule)
+UNRANKED_STRATEGIES = frozenset({"joint"})
+
+
+class UnfinishedRunError(TICLError):
+    """A run folder (or one of its methods) has no ``summary.json``: the run did not finish."""
+
+
+@dataclass(frozen=True)
+class MethodRun:
+    """One method of one run folder, with every seed's summary (one for a single-seed run)."""
+
+    label: str
+    run_dir: Path
+    folder: Path
+    summary: dict
+    seeds: tuple[dict, ...]
+
+    @property
+    def name(self) -> str:
+        return self.summary["method"]
+
+
+# --------------------------------------------------------------------------------------- finding folders
+def _looks_like_method_folder(path: Path) -> bool:
+    """What the runner leaves in a method folder, finished or not (so unfinished ones are found too)."""
+    return path.is_dir() and not path.name.startswith(".") and (
+        (path / SUMMARY).is_file()
+        or (path / "config.yaml").is_file()
+        or (path / "checkpoints").is_dir()
+        or any(p.is_dir() for p in path.glob("seed[0-9]*"))
+    )
+
+
+def _finished_seeds(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("seed[0-9]*") if (p / SUMMARY).is_file())
+
+
+def _unfinished(folder: Path) -> UnfinishedRunError:
+    seeds = _finished_seeds(folder)
+    hint = ""
+    if seeds:
+        hint = (
+            f" (finished seeds: {', '.join(seeds)}; finish the run with `ticl run ... --resume`, or tabulate "
+            f"one seed by naming its folders, e.g. {folder.parent}/*/{seeds[0]})"
+        )
+    return UnfinishedRunError(f"{folder}: no {SUMMARY}, the run is unfinished{hint}")
+
+
+def _run_config(run_dir: Path) -> dict:
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise TICLError(f"{path}: not valid YAML ({exc})") from None
+
+
+def method_folders(run_dir: Path) -> list[Path]:
+    """The finished method folders of a run folder, in the run's method order.
+
+    ``run_dir`` may also be one method folder (or one ``seed<N>`` folder) with its own ``summary.json``.
+    Raises UnfinishedRunError if any method, or any method the run's ``config.yaml`` names, has no summary.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise TICLError(f"{run_dir}: no such run folder")
+    if (run_dir / SUMMARY).is_file():
+        return [run_dir]
+    if (run_dir / "checkpoints").is_dir():
+        raise _unfinished(run_dir)
+    found = {p.name: p for p in sorted(run_dir.iterdir()) if _looks_like_method_folder(p)}
+    config = _run_config(run_dir)
+    configured = [m["name"] for m in config.get("methods") or [] if isinstance(m, dict) and "name" in m]
+    for name in configured:
+        if name not in found:
+            raise UnfinishedRunError(
+                f"{run_dir}: method '{name}' of its config.yaml has no folder, the run is unfinished"
+            )
+    if not found:
+        raise UnfinishedRunError(f"{run_dir}: no {SUMMARY} and no method folders in it; is it a run folder?")
+    ordered = [found[n] for n in configured] + [p for n, p in found.items() if n not in configured]
+    for folder in ordered:
+        if not (folder / SUMMARY).is_file():
+            raise _unfinished(folder)
+    seeds = config.get("seeds")
+    if seeds:
+        for folder in ordered:
+            done = _read_json(folder / SUMMARY).get("seeds")
+            if done is not None and list(done) != list(seeds):
+                raise UnfinishedRunError(
+                    f"{folder}: {SUMMARY} covers seeds {done}, but the run's config.yaml asks for {seeds}; "
+                    "the run is unfinished"
+                )
+    return ordered
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise TICLError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _seed_summaries(folder: Path, summary: dict) -> tuple[dict, ...]:
+    if "per_seed" in summary:
+        return tuple(summary["per_seed"])
+    if "seeds" in summary and len(summary["seeds"]) > 1:  # an aggregate without its per-seed copies
+        return tuple(_read_json(folder / f"seed{s}" / SUMMARY) for s in summary["seeds"])
+    return (summary,)
+
+
+def _short_names(paths: Sequence[Path]) -> dict[Path, str]:
+    """The shortest path suffix that tells each folder apart (``esc10`` vs ``baselines/esc10``)."""
+    parts = {p: p.resolve().parts for p in paths}
+    distinct = len(set(parts.values()))
+    for n in range(1, max(len(v) for v in parts.values()) + 1):
+        names = {p: "/".join(v[-n:]) for p, v in parts.items()}
+        if len(set(names.values())) == distinct:
+            return names
+    return {p: str(p) for p in paths}
+
+
+def _run_folder(run_dir: Path, folder: Path) -> Path:
+    """The run a method folder belongs to: RUN_DIR itself, or, when RUN_DIR names one method folder (or one
+    of its ``seed<N>`` folders), the run folder above it."""
+    if folder != run_dir:
+        return run_dir
+    return folder.parent.parent if re.fullmatch(r"seed\d+", folder.name) else folder.parent
+
+
+def load_runs(run_dirs: Iterable[Path]) -> list[MethodRun]:
+    """Every method of every run folder, in the order given. A method name that occurs in several run folders
+    gets the run folder's shortest distinguishing name appended, so rows and legend entries stay unique."""
+    run_dirs = [Path(d) for d in run_dirs]
+    if not run_dirs:
+        raise TICLError("no run folder given")
+    loaded: list[tuple[Path, Path, dict]] = []
+    for run_dir in run_dirs:
+        for folder in method_folders(run_dir):
+            loaded.append((_run_folder(run_dir, folder), folder, _read_json(folder / SUMMARY)))
+    by_name: dict[str, list[Path]] = {}
+    for run, _, summary in loaded:
+        by_name.setdefault(summary["method"], []).append(run)
+    runs = []
+    for run, folder, summary in loaded:
+        label = summary["method"]
+        if len(by_name[label]) > 1:
+            label = f"{label} ({_short_names(by_name[label])[run]})"
+        runs.append(MethodRun(label, run, folder, summary, _seed_summaries(folder, summary)))
+    labels = [r.label for r in runs]
+    if len(set(labels)) != len(labels):
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        raise TICLError(f"the same method is given twice: {', '.join(dup)}")
+    return runs
+
+
+# ------------------------------------------------------------------------------------------ data frames
+def shared_params(summary: dict) -> int:
+    """Parameters shared by all tasks (the backbone): the model's total after the last task minus every
+    task's own modules. Tells apart backbones of different sizes or input lengths."""
+    per = summary["per_task"]
+    return int(round(per[-1]["total_params"] - sum(p["task_specific_params"] for p in per)))
+
+
+def seed_frame(runs: Sequence[MethodRun]) -> pd.DataFrame:
+    """One row per (method, seed): the headline numbers of that seed's summary.
+
+    Per-task columns ``acc_T<j>`` are R[T-1][j], the accuracy on task j after the last task. Parameters are
+    per task (mean over tasks), storage the sum of every task's own parameters, GFLOPs the mean over tasks and
+    training time the sum over tasks.
+    """
+    rows = []
+    for run in runs:
+        for s in run.seeds:
+            per = s["per_task"]
+            R = np.asarray(s["accuracy_matrix"], dtype=float)
+            task_specific = sum(p["task_specific_params"] for p in per)
+            rows.append(
+                {
+                    "method": run.label,
+                    "strategy": s["strategy"],
+                    "pet": s.get("pet") or "-",
+                    "mixer": s.get("mixer") or "-",
+                    "run": str(run.run_dir),
+                    "preset": s.get("preset", ""),
+                    "seed": int(s["seed"]),
+                    "n_tasks": R.shape[0],
+                    "task_names": " | ".join(t["name"] for t in s.get("tasks") or []),
+                    **{f"acc_T{j}": R[-1, j] for j in range(R.shape[0])},
+                    "avg_accuracy": float(s["avg_accuracy"]),
+                    "avg_forgetting": float(s["avg_forgetting"]),
+                    "bwt": float(s["bwt"]),
+                    "trainable_params": float(np.mean([p["trainable_params"] for p in per])),
+                    "shared_params": shared_params(s),
+                    "task_specific_params": task_specific,
+                    "storage_mb": task_specific * BYTES_PER_PARAM / 1e6,
+                    "gflops_per_sample": float(np.mean([p["gflops_per_sample"] for p in per])),
+                    "train_seconds": float(sum(p["train_seconds"] for p in per)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+#: columns that identify a method (kept as they are when seeds are aggregated)
+ID_COLUMNS = ("method", "strategy", "pet", "mixer", "run", "preset", "n_tasks")
+#: numeric columns aggregated over seeds (per-task accuracy columns are added to these)
+VALUE_COLUMNS = (
+    "avg_accuracy", "avg_forgetting", "bwt", "trainable_params", "shared_params", "task_specific_params",
+    "storage_mb", "gflops_per_sample", "train_seconds",
+)
+
+
+def task_columns(frame: pd.DataFrame) -> list[str]:
+    return sorted((c for c in frame.columns if c.startswith("acc_T") and not c.endswith("_std")),
+                  key=lambda c: int(c[len("acc_T"):]))
+
+
+def method_frame(runs: Sequence[MethodRun]) -> pd.DataFrame:
+    """One row per method: the mean over seeds at each value column, the sample std (ddof=1, as the runner's
+    aggregate) at ``<column>_std`` (NaN for one seed), ``n_seeds``, and ``pct_full_ft``: trainable parameters
+    as a percentage of full fine-tuning (see ``full_finetuning_params``)."""
+    seeds = seed_frame(runs)
+    values = [*task_columns(seeds), *VALUE_COLUMNS]
+    grouped = seeds.groupby("method", sort=False)
+    frame = grouped[list(ID_COLUMNS)].first()
+    frame["n_seeds"] = grouped.size()
+    frame["seeds"] = grouped["seed"].agg(lambda s: json.dumps(list(s)))  # "[0, 1]": a string, also in csv
+    # the task names if every seed has the same tasks (a seeded class order gives each seed its own)
+    frame["task_names"] = grouped["task_names"].agg(lambda s: s.iloc[0] if s.nunique() == 1 else "")
+    # which task sequence(s) the numbers are on: rows are only ranked against rows on the same ones
+    frame["benchmark"] = grouped[["preset", "n_tasks", "task_names"]].apply(
+        lambda g: " || ".join(t or f"{p} ({n} tasks)" for p, n, t in g.itertuples(index=False))
+    )
+    mean = grouped[values].mean()
+    std = grouped[values].std(ddof=1).add_suffix("_std")
+    frame = pd.concat([frame, mean, std], axis=1)
+    frame["full_ft_params"], frame["full_ft_reference"] = full_finetuning_params(frame)
+    frame["pct_full_ft"] = 100.0 * frame["trainable_params"] / frame["full_ft_params"]
+    frame["pct_full_ft_std"] = 100.0 * frame["trainable_params_std"] / frame["full_ft_params"]
+    frame["ranked"] = ~frame["strategy"].isin(UNRANKED_STRATEGIES)
+    return frame.reset_index(drop=True)
+
+
+def full_finetuning_params(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The trainable parameters of full fine-tuning, per row: a ``finetune``-strategy row on the same backbone
+    (same shared parameter count; from the same run folder if it has one), else the backbone's own parameter
+    count from the summaries. Returns (params, where each came from: the finetune row's label or
+    ``backbone``)."""
+    finetune = frame[frame["strategy"] == "finetune"]
+    params, source = [], []
+    for _, row in frame.iterrows():
+        same = finetune[finetune["shared_params"] == row["shared_params"]]
+        same_run = same[same["run"] == row["run"]]
+        ref = same_run if len(same_run) else same
+        if len(ref):
+            params.append(float(ref["trainable_params"].iloc[0]))
+            source.append(str(ref["method"].iloc[0]))
+        else:
+            params.append(float(row["shared_params"]))
+            source.append("backbone")
+    return pd.Series(params, index=frame.index), pd.Series(source, index=frame.index)
+
+
+def matrix_frame(runs: Sequence[MethodRun]) -> pd.DataFrame:
+    """The accuracy matrices in long form: one row per (method, seed, after_task i, task j) with R[i][j] and
+    whether task j was trained by then (j <= i; above the diagonal R is an untrained head, chance level)."""
+    rows = [
+        {"method": run.label, "seed": int(s["seed"]), "after_task": i, "task": j, "accuracy": float(acc),
+         "trained": j <= i}
+        for run in runs
+        for s in run.seeds
+        for i, row in enumerate(s["accuracy_matrix"])
+        for j, acc in enumerate(row)
+    ]
+    return pd.DataFrame(rows)
