@@ -271,15 +271,19 @@ def load_raw(preset: Optional[str] = None, config_file: Optional[Path] = None) -
         if not isinstance(raw, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
         base = raw.pop("extends", None)
-        return _deep_merge(load_raw(base), raw) if base else raw
+        own_name = raw.get("name", path.stem)  # a file's own name, never the preset it extends
+        raw = _deep_merge(load_raw(base), raw) if base else raw
+        raw["name"] = own_name
+        return raw
     name = preset or "default"
     presets = list_presets()
     if name not in presets:
         raise ConfigError(f"unknown preset '{name}'; available presets: {', '.join(presets)}")
     raw = yaml.safe_load(resources.files(PRESET_PACKAGE).joinpath(f"{name}.yaml").read_text()) or {}
     base = raw.pop("extends", None)
+    own_name = raw.get("name", name)  # the preset's own name, never the one it extends
     raw = _deep_merge(load_raw(base), raw) if base else raw
-    raw.setdefault("name", name)
+    raw["name"] = own_name
     return raw
 
 

@@ -159,3 +159,11 @@ def make_ave_fixture(
     every = [line for entries in lines.values() for line in entries]
     (root / "Annotations.txt").write_text("Category&VideoID&Quality&StartTime&EndTime\n" + "\n".join(every) + "\n")
     return root
+
+
+#: the 35 words of Speech Commands V2 (v0.02)
+SCV2_WORDS = (
+    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four", "go", "happy",
+    "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right", "seven", "sheila", "six", "stop",
+    "three", "tree", "two", "up", "visual", "wow", "yes", "zero",
+)

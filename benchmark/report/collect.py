@@ -98,17 +98,17 @@ def method_folders(run_dir: Path) -> list[Path]:
     found = {p.name: p for p in sorted(run_dir.iterdir()) if _looks_like_method_folder(p)}
     config = _run_config(run_dir)
     configured = [m["name"] for m in config.get("methods") or [] if isinstance(m, dict) and "name" in m]
-    for name in configured:
+    if not found and not configured:
+        raise UnfinishedRunError(f"{run_dir}: no {SUMMARY} and no method folders in it; is it a run folder?")
+    ordered = []
+    for name in [*configured, *(n for n in found if n not in configured)]:  # the first unfinished is named
         if name not in found:
             raise UnfinishedRunError(
                 f"{run_dir}: method '{name}' of its config.yaml has no folder, the run is unfinished"
             )
-    if not found:
-        raise UnfinishedRunError(f"{run_dir}: no {SUMMARY} and no method folders in it; is it a run folder?")
-    ordered = [found[n] for n in configured] + [p for n, p in found.items() if n not in configured]
-    for folder in ordered:
-        if not (folder / SUMMARY).is_file():
-            raise _unfinished(folder)
+        if not (found[name] / SUMMARY).is_file():
+            raise _unfinished(found[name])
+        ordered.append(found[name])
     seeds = config.get("seeds")
     if seeds:
         for folder in ordered:
@@ -165,14 +165,17 @@ def load_runs(run_dirs: Iterable[Path]) -> list[MethodRun]:
     for run_dir in run_dirs:
         for folder in method_folders(run_dir):
             loaded.append((_run_folder(run_dir, folder), folder, _read_json(folder / SUMMARY)))
+    # where each method comes from: its run folder, plus the seed folder when one run's seeds are given apart
+    pairs = [(s["method"], run) for run, _, s in loaded]
+    where = [run / folder.name if pairs.count((s["method"], run)) > 1 else run for run, folder, s in loaded]
     by_name: dict[str, list[Path]] = {}
-    for run, _, summary in loaded:
-        by_name.setdefault(summary["method"], []).append(run)
+    for (name, _), w in zip(pairs, where):
+        by_name.setdefault(name, []).append(w)
     runs = []
-    for run, folder, summary in loaded:
+    for (run, folder, summary), w in zip(loaded, where):
         label = summary["method"]
         if len(by_name[label]) > 1:
-            label = f"{label} ({_short_names(by_name[label])[run]})"
+            label = f"{label} ({_short_names(by_name[label])[w]})"
         runs.append(MethodRun(label, run, folder, summary, _seed_summaries(folder, summary)))
     labels = [r.label for r in runs]
     if len(set(labels)) != len(labels):

@@ -6,7 +6,6 @@ show formatted cells with the best value of each column in bold; CSV keeps the p
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
@@ -201,7 +200,7 @@ def to_latex(frame: pd.DataFrame, caption: str = "Task-incremental continual lea
         lambda h: h + {HIGHER: r" $\uparrow$", LOWER: r" $\downarrow$"}.get(escaped.get(h), ""),
         escape="latex", axis=1,
     )
-    styler = styler.apply(lambda _: mask.replace({True: "textbf:--rwrap;", False: ""}), axis=None)
+    styler = styler.apply(lambda _: mask.map(lambda best: "textbf:--rwrap;" if best else ""), axis=None)
     note = " ".join(notes(frame))
     full_caption = caption.rstrip() + " " + _latex_text(_escape_latex(note))
     latex = styler.to_latex(
