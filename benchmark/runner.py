@@ -187,6 +187,7 @@ def run_method(
 
     state = _State()
     start_task = 0
+    strategy_state: Optional[dict] = None
     ckpt_dir = folder / "checkpoints"
     if resume and ckpt_dir.is_dir():
         done = sorted(ckpt_dir.glob("task_*.pt"))
@@ -198,7 +199,11 @@ def run_method(
             net.to(device)
             state = _State(**ckpt["state"])
             torch.set_rng_state(ckpt["rng"])
+            if "py_rng" in ckpt:
+                random.setstate(ckpt["py_rng"])
+                np.random.set_state(ckpt["np_rng"])
             start_task = len(ckpt["tasks"])
+            strategy_state = ckpt.get("strategy")
             log.info("%s: resuming after task %d from %s", method.name, start_task - 1, done[-1])
 
     validation = BestValidationPlugin(
@@ -225,6 +230,8 @@ def run_method(
         **method.strategy_options,
     )
 
+    if strategy_state is not None:
+        strategy.load_cl_state(strategy_state, range(start_task))
     prior_metric_rows = list(state.metric_rows)  # from before a resume; the evaluator only knows this process
     for i in range(start_task, T):
         if device.type == "cuda":
@@ -279,7 +286,10 @@ def run_method(
                 "net": net.state_dict(),
                 "tasks": [(t.id, len(t.classes)) for t in tasks[: i + 1]],
                 "state": dataclasses.asdict(state),
+                "strategy": strategy.cl_state(),
                 "rng": torch.get_rng_state(),
+                "py_rng": random.getstate(),  # A-GEM and replay sample their memories with these two
+                "np_rng": np.random.get_state(),
             },
         )
     summary = _summary(cfg, method, strategy_cls, tasks, state, device, data_report)

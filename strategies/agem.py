@@ -18,17 +18,34 @@ from __future__ import annotations
 
 from avalanche.training.plugins import AGEMPlugin
 
-from .common import WarnsOnResume, after_runner_plugins
+from avalanche.benchmarks.utils.data_loader import GroupBalancedInfiniteDataLoader
+
+from .common import CrossTaskState, after_runner_plugins
 from .finetune import Finetune
 from .registry import register_strategy
 
 
 @register_strategy("agem")
-class AGEM(WarnsOnResume, Finetune):
+class AGEM(CrossTaskState, Finetune):
     """Fine-tuning with A-GEM gradient projection."""
+
+    state_objects = ("agem",)
+    transient_state = ("buffer_dataloader", "buffer_dliter")
 
     def __init__(self, *, patterns_per_exp: int = 100, sample_size: int = 64, plugins=None, **kwargs) -> None:
         if int(patterns_per_exp) < 1 or int(sample_size) < 1:
             raise ValueError("strategy 'agem': patterns_per_exp and sample_size must be at least 1")
         self.agem = AGEMPlugin(patterns_per_experience=int(patterns_per_exp), sample_size=int(sample_size))
         super().__init__(plugins=after_runner_plugins(plugins, self.agem), **kwargs)
+
+    def on_task_start(self, task_id: int) -> None:
+        super().on_task_start(task_id)
+        # The memory sampler (an endless iterator over the per-task buffers, not picklable) is rebuilt at every
+        # task start, as AGEMPlugin.update_memory builds it. Rebuilding here rather than at the end of the
+        # previous task makes it draw the same random numbers in a resumed run as in an uninterrupted one.
+        agem = self.agem
+        if agem.buffers:
+            agem.buffer_dataloader = GroupBalancedInfiniteDataLoader(
+                agem.buffers, batch_size=agem.sample_size // len(agem.buffers), num_workers=0, pin_memory=False
+            )
+            agem.buffer_dliter = iter(agem.buffer_dataloader)

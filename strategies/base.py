@@ -12,11 +12,14 @@ What the runner guarantees a :class:`TICLStrategy`:
 - **Model selection** on the task's validation split (never its test split) when ``train.select_on_val`` is on,
   by :class:`strategies.plugins.BestValidationPlugin`.
 - **Metrics and checkpoints.** The runner evaluates every seen task's test split after each task, writes
-  the accuracy matrix, forgetting, BWT and compute figures, and saves a checkpoint of ``self.net``.
+  the accuracy matrix, forgetting, BWT and compute figures, and saves a checkpoint of ``self.net`` plus
+  :meth:`cl_state` (the strategy's cross-task state); ``ticl run --resume`` restores both.
 
-Hooks a subclass may override: :meth:`trainable_parameters`, :meth:`on_task_start`, :meth:`on_task_end`, and any
-Avalanche template hook (``criterion``, ``training_epoch``, ``_before_training_exp`` ...). Strategy-specific
-options arrive as keyword arguments from the method's ``strategy_options``.
+Hooks a subclass may override: :meth:`trainable_parameters`, :meth:`on_task_start`, :meth:`on_task_end`,
+:meth:`cl_state` / :meth:`load_cl_state` (state kept across tasks outside the model, such as importances or a
+memory; :class:`strategies.common.CrossTaskState` does this for plugin-held state), and any Avalanche template
+hook (``criterion``, ``training_epoch``, ``_before_training_exp`` ...). Strategy-specific options arrive as
+keyword arguments from the method's ``strategy_options``.
 """
 from __future__ import annotations
 
@@ -92,6 +95,19 @@ class TICLStrategy(SupervisedTemplate):
     def on_task_end(self, task_id: int) -> None:
         """Called after the task is trained (and its best validation epoch restored)."""
 
+    def cl_state(self) -> dict:
+        """Cross-task state outside the model (picklable), saved with each task's checkpoint.
+
+        Always holds Avalanche's clock: plugins such as EWC index their per-task state by
+        ``clock.train_exp_counter``, which a fresh strategy would restart at 0. Subclasses add their own keys.
+        """
+        return {"clock": dict(vars(self.clock))}
+
+    def load_cl_state(self, state: dict, trained_tasks: Iterable[int]) -> None:
+        """Restore :meth:`cl_state` on ``--resume``; ``trained_tasks`` are the tasks the checkpoint finished."""
+        if "clock" in state:
+            vars(self.clock).update(state["clock"])
+
     # --------------------------------------------------------------------------------- Avalanche plumbing
     def check_model_and_optimizer(self, reset_optimizer_state: bool = False, **kwargs) -> None:
         """Grow the model for the new task, then build a fresh optimizer over the trainable parameters.
@@ -108,6 +124,10 @@ class TICLStrategy(SupervisedTemplate):
         trainable = {id(p) for p in params}
         for p in self.model.parameters():
             p.requires_grad_(id(p) in trainable)
+            if id(p) not in trainable:
+                # A frozen parameter keeps no gradient from the task it last trained on: plugins that read every
+                # p.grad (A-GEM's projection) would otherwise mix stale gradients of earlier heads into theirs.
+                p.grad = None
         if not params:
             raise RuntimeError(f"strategy '{self.strategy_name}' has no trainable parameters for this task")
         self.optimizer = self.optimizer_factory(params)

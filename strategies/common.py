@@ -7,14 +7,15 @@ the last epoch's weights rather than to the weights the runner actually keeps, a
 pass would be booked as data-loading time by :class:`strategies.plugins.DataTimePlugin`. Hence
 :func:`after_runner_plugins` appends, rather than prepends, a strategy's own plugins.
 
-Why :class:`WarnsOnResume`: the runner's checkpoints hold the model only. A strategy whose state from earlier
-tasks lives elsewhere (EWC/SI importances, replay and A-GEM memories) restarts empty after ``--resume``; its
-results then differ from an uninterrupted run, which must not pass unnoticed.
+Why :class:`CrossTaskState`: EWC/SI importances and the replay and A-GEM memories live in plugins, not in the
+model. The runner saves :meth:`CrossTaskState.cl_state` with every task checkpoint and ``--resume`` restores it,
+so a resumed run continues exactly where the interrupted one stopped. A strategy that meets earlier tasks without
+that state (e.g. a checkpoint from an older version) warns, since its results would then differ.
 """
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Iterable, Optional
 
 log = logging.getLogger("ticl")
 
@@ -36,9 +37,36 @@ def stream_datasets(experience, upto: Optional[int] = None) -> list:
     return [stream[k].dataset for k in range(last + 1)]
 
 
-class WarnsOnResume:
-    """Mixin for a TICLStrategy with cross-task state outside the model: warn when it meets earlier tasks it did
-    not train itself (a resumed run), since that state is then missing."""
+class CrossTaskState:
+    """Mixin for a TICLStrategy whose cross-task state lives in plugin objects.
+
+    ``state_objects`` names the attributes (plugins, storage policies) whose instance attributes hold that state;
+    ``transient_state`` lists attributes rebuilt after loading instead of saved (data loaders, iterators), in
+    :meth:`after_cl_state_loaded`.
+    """
+
+    state_objects: tuple[str, ...] = ()
+    transient_state: tuple[str, ...] = ()
+
+    def cl_state(self) -> dict:
+        return super().cl_state() | {
+            name: {k: v for k, v in vars(getattr(self, name)).items() if k not in self.transient_state}
+            for name in self.state_objects
+        }
+
+    def load_cl_state(self, state: dict, trained_tasks: Iterable[int]) -> None:
+        super().load_cl_state(state, trained_tasks)
+        missing = [name for name in self.state_objects if name not in state]
+        if missing:
+            log.warning("strategy '%s': checkpoint has no state for %s", self.strategy_name, missing)
+            return
+        for name in self.state_objects:
+            vars(getattr(self, name)).update(state[name])
+        self.__dict__.setdefault("_tasks_trained_here", set()).update(trained_tasks)
+        self.after_cl_state_loaded()
+
+    def after_cl_state_loaded(self) -> None:
+        """Rebuild the ``transient_state`` attributes from the loaded ones."""
 
     def on_task_start(self, task_id: int) -> None:
         super().on_task_start(task_id)
@@ -46,8 +74,8 @@ class WarnsOnResume:
         missing = [t for t in self.net.task_ids if t < task_id and t not in trained]
         if missing:
             log.warning(
-                "strategy '%s' starts task %d without its state from task(s) %s (a resumed run?): the runner's "
-                "checkpoints hold only the model, so this run will differ from an uninterrupted one",
+                "strategy '%s' starts task %d without its state from task(s) %s: its importances or memory are "
+                "missing, so this run will differ from an uninterrupted one",
                 self.strategy_name, task_id, missing,
             )
 

@@ -20,7 +20,7 @@ import torch
 from avalanche.training.plugins import EWCPlugin
 from avalanche.training.utils import ParamData
 
-from .common import WarnsOnResume, after_runner_plugins
+from .common import CrossTaskState, after_runner_plugins
 from .finetune import Finetune
 from .registry import register_strategy
 
@@ -61,8 +61,10 @@ class TaskAwareEWCPlugin(EWCPlugin):
 
 
 @register_strategy("ewc")
-class EWC(WarnsOnResume, Finetune):
+class EWC(CrossTaskState, Finetune):
     """Fine-tuning + EWC with one penalty per earlier task (``mode="separate"``)."""
+
+    state_objects = ("ewc",)
 
     def __init__(self, *, ewc_lambda: float = 100.0, plugins=None, **kwargs) -> None:
         self.ewc = TaskAwareEWCPlugin(ewc_lambda=float(ewc_lambda), mode="separate")
@@ -70,8 +72,10 @@ class EWC(WarnsOnResume, Finetune):
 
 
 @register_strategy("online_ewc")
-class OnlineEWC(WarnsOnResume, Finetune):
+class OnlineEWC(CrossTaskState, Finetune):
     """Fine-tuning + online EWC: one running importance, decayed by ``decay_factor`` at each new task."""
+
+    state_objects = ("ewc",)
 
     def __init__(
         self, *, ewc_lambda: float = 100.0, decay_factor: float = 0.9, plugins=None, **kwargs

@@ -24,7 +24,7 @@ from avalanche.training.plugins import ReplayPlugin
 from avalanche.training.storage_policy import ClassBalancedBuffer, ReservoirSamplingBuffer
 
 from .base import TICLStrategy
-from .common import WarnsOnResume, after_runner_plugins
+from .common import CrossTaskState, after_runner_plugins
 from .registry import register_strategy
 
 
@@ -61,8 +61,10 @@ class TaskClassBalancedBuffer(ClassBalancedBuffer):
 
 
 @register_strategy("replay")
-class Replay(WarnsOnResume, TICLStrategy):
+class Replay(CrossTaskState, TICLStrategy):
     """Fine-tuning on the current task plus replay of a (task, class)-balanced memory of earlier tasks."""
+
+    state_objects = ("buffer",)
 
     def __init__(
         self,

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 from avalanche.training.plugins import SynapticIntelligencePlugin
 
-from .common import WarnsOnResume, after_runner_plugins
+from .common import CrossTaskState, after_runner_plugins
 from .finetune import Finetune
 from .registry import register_strategy
 
 
 @register_strategy("si")
-class SI(WarnsOnResume, Finetune):
+class SI(CrossTaskState, Finetune):
     """Fine-tuning + Synaptic Intelligence."""
+
+    state_objects = ("si",)
 
     def __init__(self, *, si_lambda: float | list[float] = 1.0, eps: float = 1e-7, plugins=None, **kwargs) -> None:
         self.si = SynapticIntelligencePlugin(si_lambda=si_lambda, eps=float(eps))
