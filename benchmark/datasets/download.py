@@ -34,7 +34,7 @@ __all__ = [
     "download_dataset",
 ]
 
-ESC50_URL = "https://github.com/karoldvl/ESC-50/archive/master.zip"
+ESC50_URL = "https://github.com/karolpiczak/ESC-50/archive/master.zip"
 SPEECHCOMMANDS_URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
 #: the dataset authors' Zenodo record (no login needed)
 URBANSOUND8K_URL = "https://zenodo.org/records/1203745/files/UrbanSound8K.tar.gz"
