@@ -74,6 +74,26 @@ def test_converted_backbone_reproduces_timm(distilled):
     assert (pooled - ref_pooled).abs().max() < TOL
 
 
+def test_full_size_vit_base_patch16_384_reproduces_timm():
+    """The AI-CL backbone itself, at full size (86 M parameters, 577 tokens), random weights re-drawn so that
+    every tensor matters: converted, it gives timm's pre-logits features on a 384 x 384 input."""
+    from models import create_model
+
+    torch.manual_seed(0)
+    source = timm.create_model("vit_base_patch16_384", pretrained=False).eval()
+    with torch.no_grad():
+        for param in source.parameters():
+            param.normal_(0.0, 0.05)
+    target = create_model("ast_base", input_frames=384, num_mel_bins=384, fstride=16, tstride=16, pooling="cls")
+    target.load_state_dict(convert_timm_vit(source, target.eval()))
+    x = torch.randn(1, 384, 384, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        reference = source.forward_head(source.forward_features(as_image(x)), pre_logits=True)
+        ours = target.forward_features(x)
+    assert reference.abs().max() > 0.1  # a non-trivial output, so the tolerance means something
+    assert (ours - reference).abs().max() < TOL
+
+
 def test_state_dict_source_needs_the_grid_unless_square():
     source = tiny_timm()
     target = tiny_target()
