@@ -219,7 +219,7 @@ def test_download_urbansound8k_verification_errors(monkeypatch: pytest.MonkeyPat
         dl.download_urbansound8k(tmp_path / "short", progress=False)
     # an archive without the metadata csv is not UrbanSound8K: it is deleted so that the next run fetches afresh
     serve(monkeypatch, _zip_bytes({"UrbanSound8K/audio/fold1/a.wav": b"x"}))
-    with pytest.raises(DataError, match="no metadata/UrbanSound8K.csv and audio/ folder inside"):
+    with pytest.raises(DataError, match="expected metadata/UrbanSound8K.csv and the folders metadata/, audio/ inside"):
         dl.download_urbansound8k(tmp_path / "wrong", progress=False)
     assert not (tmp_path / "wrong" / "UrbanSound8K.tar.gz").exists()
     serve(monkeypatch, _zip_bytes({"UrbanSound8K/metadata/UrbanSound8K.csv": b"slice_file_name\n"}))

@@ -162,19 +162,7 @@ def download_esc50(root: Path, progress: bool = True, keep_archive: bool = False
         return root
     root.mkdir(parents=True, exist_ok=True)
     archive = download_file(ESC50_URL, root / "ESC-50-master.zip", progress, _esc50_hint(root))
-    staging = root / ".extract"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        _extract_or_discard(archive, staging, progress)
-        found = sorted(staging.rglob("meta/esc50.csv"))
-        if not found:
-            raise DataError(f"{archive}: no meta/esc50.csv inside; delete it and download again")
-        top = found[0].parent.parent
-        for name in ("meta", "audio"):
-            shutil.rmtree(root / name, ignore_errors=True)
-            shutil.move(str(top / name), str(root / name))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    _install_from_archive(archive, root, Path("meta") / "esc50.csv", ("meta", "audio"), progress)
     count = _count_wavs(root / "audio")
     if count != ESC50_WAV_COUNT:
         raise DataError(f"{root / 'audio'}: found {count} wav files after extraction, expected {ESC50_WAV_COUNT}")
@@ -244,23 +232,10 @@ def download_urbansound8k(root: Path, progress: bool = True, keep_archive: bool 
             return folder
     root.mkdir(parents=True, exist_ok=True)
     archive = download_file(URBANSOUND8K_URL, root / "UrbanSound8K.tar.gz", progress, _urbansound8k_hint(root))
-    staging = root / ".extract"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        _extract_or_discard(archive, staging, progress)
-        found = sorted(staging.rglob("metadata/UrbanSound8K.csv"))
-        top = found[0].parent.parent if found else staging
-        if not found or not (top / "audio").is_dir():
-            archive.unlink(missing_ok=True)
-            raise DataError(f"{archive}: no metadata/UrbanSound8K.csv and audio/ folder inside (not the official "
-                            "archive); deleted it, run again to download it afresh")
-        for name in ("metadata", "audio"):
-            shutil.rmtree(root / name, ignore_errors=True)
-            shutil.move(str(top / name), str(root / name))
-        for extra in top.glob("*.txt"):  # the README and FREESOUNDCREDITS.txt (licence attribution)
-            extra.replace(root / extra.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    # keeps the README and FREESOUNDCREDITS.txt beside the data: they carry the licence attribution
+    _install_from_archive(
+        archive, root, Path("metadata") / "UrbanSound8K.csv", ("metadata", "audio"), progress, keep_glob="*.txt"
+    )
     count = _urbansound8k_wavs(root) or 0
     rows = _csv_rows(root / "metadata" / "UrbanSound8K.csv")
     if count != URBANSOUND8K_WAV_COUNT or rows != URBANSOUND8K_WAV_COUNT:
@@ -272,6 +247,36 @@ def download_urbansound8k(root: Path, progress: bool = True, keep_archive: bool 
     if not keep_archive:
         archive.unlink(missing_ok=True)
     return root
+
+
+def _install_from_archive(
+    archive: Path, root: Path, marker: Path, folders: tuple[str, ...], progress: bool, keep_glob: str = ""
+) -> None:
+    """Extract ``archive`` into a staging folder and move its dataset ``folders`` into ``root``.
+
+    The dataset's top folder inside the archive (e.g. ``ESC-50-master/``) is found through ``marker``, a file
+    only the official archive has, so ``root`` itself becomes the dataset root whatever the archive's prefix.
+    An archive without ``marker`` and the folders is deleted, so that the next call downloads it afresh.
+    """
+    staging = root / ".extract"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        _extract_or_discard(archive, staging, progress)
+        found = sorted(staging.rglob(marker.as_posix()))
+        top = found[0].parents[len(marker.parts) - 1] if found else staging
+        if not found or not all((top / name).is_dir() for name in folders):
+            archive.unlink(missing_ok=True)
+            raise DataError(
+                f"{archive}: not the official archive (expected {marker.as_posix()} and the folders "
+                f"{', '.join(name + '/' for name in folders)} inside); deleted it, run again to download it afresh"
+            )
+        for name in folders:
+            shutil.rmtree(root / name, ignore_errors=True)
+            shutil.move(str(top / name), str(root / name))
+        for extra in top.glob(keep_glob) if keep_glob else ():
+            extra.replace(root / extra.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _extract_or_discard(archive: Path, dest: Path, progress: bool = False) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
+from benchmark.datasets.folds import split_of_fold
 from benchmark.errors import DataError
 
 __all__ = ["ESC50Source", "ESC50_DEFAULTS", "ESC50_CATEGORIES", "REQUIRED_COLUMNS"]
@@ -51,7 +52,9 @@ class ESC50Source(ClipSource):
             raise DataError(f"{self.root}: ESC-50 root folder not found (expected meta/esc50.csv and audio/ in it)")
         self.csv_path = self.root / "meta" / "esc50.csv"
         self.audio_dir = self.root / "audio"
-        self.split_of_fold = self._fold_splits({"train": train_folds, "val": val_folds, "test": test_folds})
+        self.split_of_fold = split_of_fold(
+            "ESC-50", self.root, {"train": train_folds, "val": val_folds, "test": test_folds}, FOLDS
+        )
         self._rows = self._read_csv(self.csv_path)
         self._targets = self._class_targets(self._rows)
         self._classes = self._select(classes)
@@ -84,19 +87,6 @@ class ESC50Source(ClipSource):
         return clips
 
     # -- parsing and validation ---------------------------------------------------------------------------
-
-    def _fold_splits(self, folds_by_split: dict[str, Iterable[int]]) -> dict[int, str]:
-        split_of_fold: dict[int, str] = {}
-        for split, folds in folds_by_split.items():
-            for fold in folds:
-                if fold not in FOLDS:
-                    raise DataError(f"{self.root}: ESC-50 fold {fold!r} in {split}_folds is not one of 1..5")
-                if fold in split_of_fold:
-                    raise DataError(
-                        f"{self.root}: ESC-50 fold {fold} is used by both {split_of_fold[fold]} and {split}"
-                    )
-                split_of_fold[fold] = split
-        return split_of_fold
 
     @staticmethod
     def _read_csv(csv_path: Path) -> list[_Row]:

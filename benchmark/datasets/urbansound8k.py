@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Optional, Sequence
 
 from benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
+from benchmark.datasets.folds import split_of_fold
 from benchmark.errors import DataError
 
 __all__ = ["UrbanSound8KSource", "URBANSOUND8K_DEFAULTS", "REQUIRED_COLUMNS", "FOLDS", "DATASET_DIR", "CSV_RELPATH"]
@@ -59,7 +60,9 @@ class UrbanSound8KSource(ClipSource):
         self.root = self._dataset_root(Path(root))
         self.csv_path = self.root / CSV_RELPATH
         self.audio_dir = self.root / "audio"
-        self.split_of_fold = self._fold_splits({"train": train_folds, "val": val_folds, "test": test_folds})
+        self.split_of_fold = split_of_fold(
+            "UrbanSound8K", self.root, {"train": train_folds, "val": val_folds, "test": test_folds}, FOLDS
+        )
         self._rows = self._read_csv(self.csv_path)
         self._class_ids = self._class_ids_by_name(self._rows)
         self._classes = self._select(classes)
@@ -106,24 +109,6 @@ class UrbanSound8KSource(ClipSource):
         if not (root / CSV_RELPATH.parent).is_dir() and (nested / CSV_RELPATH.parent).is_dir():
             return nested
         return root
-
-    def _fold_splits(self, folds_by_split: dict[str, Iterable[int]]) -> dict[int, str]:
-        split_of_fold: dict[int, str] = {}
-        for split, folds in folds_by_split.items():
-            if isinstance(folds, (str, bytes, int)) or not isinstance(folds, Iterable):
-                raise DataError(
-                    f"{self.root}: UrbanSound8K {split}_folds must be a list of fold numbers (1..10), got {folds!r}"
-                )
-            for fold in folds:
-                if isinstance(fold, bool) or fold not in FOLDS:
-                    raise DataError(f"{self.root}: UrbanSound8K fold {fold!r} in {split}_folds is not one of 1..10")
-                if fold in split_of_fold:
-                    raise DataError(
-                        f"{self.root}: UrbanSound8K fold {fold} is used by both {split_of_fold[fold]}_folds "
-                        f"and {split}_folds (folds must be disjoint)"
-                    )
-                split_of_fold[int(fold)] = split
-        return split_of_fold
 
     @staticmethod
     def _read_csv(csv_path: Path) -> list[_Row]:
