@@ -257,3 +257,13 @@ def test_stateful_strategy_warns_when_it_resumes_without_its_state(caplog):
     with caplog.at_level(logging.WARNING, logger="ticl"):
         _strategy("ewc", net, bm).train(bm.train_stream[1])  # as `ticl run --resume` does: a fresh strategy
     assert "without its state from task(s) [0]" in caplog.text
+
+
+def test_si_importances_are_not_clamped_to_avalanches_constant():
+    """Avalanche clamps SI importances at 0.001, which made SI identical to fine-tuning; ours keeps them whole
+    (the paper's omega), and the optional clamp still works."""
+    strategy, _ = _run("si", si_lambda=1.0)
+    importances = torch.cat([p.data.flatten() for p in strategy.si.ewc_data[1].values()])
+    assert importances.max() > 1e-3
+    clamped, _ = _run("si", si_lambda=1.0, clip_to=1e-3)
+    assert torch.cat([p.data.flatten() for p in clamped.si.ewc_data[1].values()]).max() <= 1e-3
