@@ -45,6 +45,9 @@ class Cumulative(TICLStrategy):
 class Joint(TICLStrategy):
     """Deferred joint training: nothing until the last task, then all tasks at once (module docstring)."""
 
+    #: an upper bound over all tasks picks its epoch on all tasks' validation splits, not only the last one's
+    validates_on_seen_tasks = True
+
     def _is_last(self) -> bool:
         return self.experience.current_experience == len(self.experience.origin_stream) - 1
 

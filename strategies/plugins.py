@@ -53,7 +53,13 @@ class BestValidationPlugin(SupervisedPlugin):
 
     def after_training_epoch(self, strategy, *args, **kwargs) -> None:
         task = strategy.current_task
-        acc, _, _ = evaluate_accuracy(strategy.model, self.val_datasets[task], self.batch_size, strategy.device)
+        # A strategy that trains on every task seen so far at once (joint) is judged on all of their validation
+        # splits, the mean of the per-task accuracies; any other on the current task's.
+        seen = range(task + 1) if getattr(strategy, "validates_on_seen_tasks", False) else [task]
+        accs = [
+            evaluate_accuracy(strategy.model, self.val_datasets[t], self.batch_size, strategy.device)[0] for t in seen
+        ]
+        acc = sum(accs) / len(accs)
         self.history[task].append(acc)
         if self.enabled and acc > self._best_acc:
             self._best_acc = acc

@@ -14,7 +14,7 @@ from avalanche.training.storage_policy import ClassBalancedBuffer
 from benchmark.scenarios import FeatureSplit, TaskData, make_benchmark
 from models import TaskIncrementalModel, create_model, create_pet
 from strategies import get_strategy, make_optimizer_factory
-from strategies.plugins import BestValidationPlugin
+from strategies.plugins import BestValidationPlugin, evaluate_accuracy
 from strategies.replay import TaskClassBalancedBuffer
 
 
@@ -267,3 +267,13 @@ def test_si_importances_are_not_clamped_to_avalanches_constant():
     assert importances.max() > 1e-3
     clamped, _ = _run("si", si_lambda=1.0, clip_to=1e-3)
     assert torch.cat([p.data.flatten() for p in clamped.si.ewc_data[1].values()]).max() <= 1e-3
+
+
+def test_joint_chooses_its_epoch_on_every_tasks_validation_split():
+    """Joint is an upper bound over all tasks, so its epoch is judged on all of their validation splits; other
+    strategies are judged on the current task's."""
+    for name, tasks_judged in (("joint", [0, 1, 2]), ("finetune", [2])):
+        strategy, net = _run(name)
+        validation = next(p for p in strategy.plugins if isinstance(p, BestValidationPlugin))
+        accs = [evaluate_accuracy(strategy.model, validation.val_datasets[t], 8, "cpu")[0] for t in tasks_judged]
+        assert validation.history[2][-1] == pytest.approx(sum(accs) / len(accs)), name
