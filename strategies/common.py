@@ -41,8 +41,7 @@ class CrossTaskState:
     """Mixin for a TICLStrategy whose cross-task state lives in plugin objects.
 
     ``state_objects`` names the attributes (plugins, storage policies) whose instance attributes hold that state;
-    ``transient_state`` lists attributes rebuilt after loading instead of saved (data loaders, iterators), in
-    :meth:`after_cl_state_loaded`.
+    ``transient_state`` lists attributes not saved because the strategy rebuilds them (data loaders, iterators).
     """
 
     state_objects: tuple[str, ...] = ()
@@ -63,10 +62,6 @@ class CrossTaskState:
         for name in self.state_objects:
             vars(getattr(self, name)).update(state[name])
         self.__dict__.setdefault("_tasks_trained_here", set()).update(trained_tasks)
-        self.after_cl_state_loaded()
-
-    def after_cl_state_loaded(self) -> None:
-        """Rebuild the ``transient_state`` attributes from the loaded ones."""
 
     def on_task_start(self, task_id: int) -> None:
         super().on_task_start(task_id)

@@ -8,9 +8,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
+
+from benchmark.errors import DataError
 
 SPLITS = ("train", "val", "test")
 
@@ -64,3 +66,18 @@ class ClipSource(ABC):
     def class_groups(self) -> dict[str, list[str]]:
         """Named groups of classes the dataset defines (ESC-50's five categories); empty if none."""
         return {}
+
+
+def select_classes(available: list[str], wanted: Optional[Sequence[str]], where: Path, dataset: str) -> list[str]:
+    """``wanted`` (class names; None = all) as a subset of ``available``, kept in the dataset's canonical order."""
+    if wanted is None:
+        return list(available)
+    if isinstance(wanted, str):
+        raise DataError(f"{where}: {dataset} classes must be a list of class names, got {wanted!r}")
+    unknown = [c for c in wanted if c not in available]
+    if unknown:
+        raise DataError(
+            f"{where}: unknown {dataset} class(es) {', '.join(map(repr, unknown))}; available: {', '.join(available)}"
+        )
+    keep = set(wanted)
+    return [c for c in available if c in keep]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
+from benchmark.datasets.base import Clip, ClipSource, FeatureDefaults, select_classes
 from benchmark.datasets.folds import split_of_fold
 from benchmark.errors import DataError
 
@@ -57,7 +57,7 @@ class ESC50Source(ClipSource):
         )
         self._rows = self._read_csv(self.csv_path)
         self._targets = self._class_targets(self._rows)
-        self._classes = self._select(classes)
+        self._classes = select_classes(list(self._targets), classes, self.csv_path, "ESC-50")
 
     @property
     def feature_defaults(self) -> FeatureDefaults:
@@ -134,15 +134,3 @@ class ESC50Source(ClipSource):
                 )
         return dict(sorted(targets.items(), key=lambda item: item[1]))
 
-    def _select(self, classes: Optional[Sequence[str]]) -> list[str]:
-        available = list(self._targets)
-        if classes is None:
-            return available
-        unknown = [c for c in classes if c not in self._targets]
-        if unknown:
-            raise DataError(
-                f"{self.csv_path}: unknown ESC-50 class(es) {', '.join(map(repr, unknown))}; "
-                f"available: {', '.join(available)}"
-            )
-        wanted = set(classes)
-        return [c for c in available if c in wanted]

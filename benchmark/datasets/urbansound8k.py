@@ -17,7 +17,7 @@ from pathlib import Path
 from collections.abc import Iterable
 from typing import Optional, Sequence
 
-from benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
+from benchmark.datasets.base import Clip, ClipSource, FeatureDefaults, select_classes
 from benchmark.datasets.folds import split_of_fold
 from benchmark.errors import DataError
 
@@ -65,7 +65,7 @@ class UrbanSound8KSource(ClipSource):
         )
         self._rows = self._read_csv(self.csv_path)
         self._class_ids = self._class_ids_by_name(self._rows)
-        self._classes = self._select(classes)
+        self._classes = select_classes(list(self._class_ids), classes, self.csv_path, "UrbanSound8K")
 
     @property
     def feature_defaults(self) -> FeatureDefaults:
@@ -174,17 +174,3 @@ class UrbanSound8KSource(ClipSource):
                 )
         return {name: class_id for name, (class_id, _) in sorted(ids.items(), key=lambda item: item[1][0])}
 
-    def _select(self, classes: Optional[Sequence[str]]) -> list[str]:
-        available = list(self._class_ids)
-        if classes is None:
-            return available
-        if isinstance(classes, str):
-            raise DataError(f"{self.csv_path}: UrbanSound8K classes must be a list of class names, got {classes!r}")
-        unknown = [c for c in classes if c not in self._class_ids]
-        if unknown:
-            raise DataError(
-                f"{self.csv_path}: unknown UrbanSound8K class(es) {', '.join(map(repr, unknown))}; "
-                f"available: {', '.join(available)}"
-            )
-        wanted = set(classes)
-        return [c for c in available if c in wanted]
