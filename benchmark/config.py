@@ -61,6 +61,10 @@ class ScenarioConfig:
     #: class_split: seeded (shuffle with the run seed) | canonical (dataset order) | groups (dataset's own
     #: groups such as ESC-50's categories) | explicit (the ``groups`` key)
     class_order: str = "seeded"
+    #: class_split with class_order seeded: the seed of the class order. One fixed order (0) by default, so that
+    #: T0..T4 name the same tasks under every run seed and per-task columns average like with like; null: the
+    #: run seed draws each seed's own order
+    order_seed: Optional[int] = 0
     #: class_split with class_order explicit: a list of class-name lists, one per task
     groups: Optional[list] = None
     #: dataset_sequence: the tasks in order
@@ -118,6 +122,11 @@ class ModelConfig:
     #: .pth / .bin / .safetensors timm state dict, no network). Set model.name / dims to the source's size.
     init: str = "upstream"
     upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    #: give every task its own trainable position embedding, resampled from the backbone's (AST crop /
+    #: interpolate) for the task's input length and owned by the task like its head (AI-CL, Selvaraj et al.,
+    #: Interspeech 2023, trains one per dataset). false: tasks whose patch grid differs from the backbone's get a
+    #: frozen resampled copy, and tasks of the backbone's length share its embedding
+    per_task_pos_embed: bool = False
 
 
 @dataclass
@@ -158,6 +167,30 @@ class MethodConfig:
     strategy_options: dict = field(default_factory=dict)
     #: per-method overrides of the ``train`` section
     train: dict = field(default_factory=dict)
+    #: hyperparameter search space, used when ``tuning.protocol`` is not ``none``: dotted keys of this method
+    #: (``train.lr``, ``strategy_options.ewc_lambda``, ``pet_options.dim`` ...) mapped to lists of values; the
+    #: grid is their product, cut to ``tuning.budget`` trials (see ``benchmark.tuning``)
+    search: dict = field(default_factory=dict)
+
+
+@dataclass
+class TuningConfig:
+    """Hyperparameter selection on validation data only (``benchmark.tuning``); the test splits are not loaded.
+
+    ``first_tasks``: each trial trains the first ``tasks`` tasks and is scored by the mean validation accuracy over
+    them after the last one; the best values are then fixed for the whole sequence (Lee et al., "Hyperparameter
+    Selection in Continual Learning", 2024, find this as good as the costlier realistic protocols). ``full``: each
+    trial trains the whole sequence, scored the same way on every task's validation split.
+    """
+
+    #: none | first_tasks | full
+    protocol: str = "none"
+    #: first_tasks: how many of the first tasks a trial trains
+    tasks: int = 2
+    #: the most trials any method gets (the same for every method); a larger grid is cut to a seeded sample
+    budget: int = 6
+    #: seed of the search runs and of the grid sample; null: the run's (first) seed
+    seed: Optional[int] = None
 
 
 @dataclass
@@ -172,6 +205,7 @@ class RunConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
     methods: list = field(default_factory=list)
 
     def method_train(self, method: MethodConfig) -> TrainConfig:
@@ -394,8 +428,37 @@ def validate(cfg: RunConfig) -> None:
             if step.fallback.fallback is not None:
                 raise ConfigError(f"config key 'scenario.sequence.{i}.fallback.fallback': a fallback cannot have one")
             _validate_step(step.fallback, f"scenario.sequence.{i}.fallback")
+    _validate_tuning(cfg)
     if cfg.train.optimizer not in ("adam", "adamw", "sgd"):
         raise ConfigError(f"config key 'train.optimizer' must be adam, adamw or sgd, got '{cfg.train.optimizer}'")
+
+
+#: the sections of a method a search key may address
+SEARCH_SECTIONS = ("train", "strategy_options", "pet_options")
+
+
+def _validate_tuning(cfg: RunConfig) -> None:
+    tuning = cfg.tuning
+    if tuning.protocol not in ("none", "first_tasks", "full"):
+        raise ConfigError(f"config key 'tuning.protocol' must be none, first_tasks or full, got '{tuning.protocol}'")
+    if tuning.budget < 1:
+        raise ConfigError(f"config key 'tuning.budget' must be >= 1, got {tuning.budget}")
+    if tuning.tasks < 1:
+        raise ConfigError(f"config key 'tuning.tasks' must be >= 1, got {tuning.tasks}")
+    train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+    for i, method in enumerate(cfg.methods):
+        for key, values in method.search.items():
+            where = f"methods.{i}.search.{key}"
+            section, _, name = str(key).partition(".")
+            if section not in SEARCH_SECTIONS or not name:
+                raise ConfigError(
+                    f"config key '{where}': a search key is <section>.<name> with section one of "
+                    f"{', '.join(SEARCH_SECTIONS)}, e.g. train.lr or strategy_options.ewc_lambda"
+                )
+            if section == "train" and name not in train_keys:
+                raise ConfigError(f"config key '{where}': unknown train key '{name}'; allowed: {', '.join(sorted(train_keys))}")
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"config key '{where}' must be a non-empty list of values, got {values!r}")
 
 
 #: the train keys a dataset_sequence step may override

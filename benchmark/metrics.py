@@ -10,6 +10,7 @@ from __future__ import annotations
 import resource
 import sys
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -52,6 +53,13 @@ def average_forgetting(R) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
+def plasticity(R) -> float:
+    """mean_j R[j][j]: accuracy on each task right after learning it (reported beside forgetting, so that a
+    method that never learns cannot pass for one that never forgets)."""
+    R = _matrix(R)
+    return float(np.mean(np.diag(R)))
+
+
 def backward_transfer(R) -> float:
     """BWT = mean_{j < T-1} (R[T-1][j] - R[j][j]) (0.0 for a single task)."""
     R = _matrix(R)
@@ -59,6 +67,102 @@ def backward_transfer(R) -> float:
     if T < 2:
         return 0.0
     return float(np.mean([R[T - 1, j] - R[j, j] for j in range(T - 1)]))
+
+
+# ---------------------------------------------------------------------------------- confidence intervals
+HEADLINE_METRICS = {
+    "avg_accuracy": average_accuracy,
+    "avg_forgetting": average_forgetting,
+    "bwt": backward_transfer,
+    "plasticity": plasticity,
+}
+
+
+def _clip_arrays(correct: list[list[str]], T: int) -> Optional[list[np.ndarray]]:
+    """Per-clip outcomes -> one (T rows, n_j clips) bool array per task j; None if they are missing or ragged
+    (then there is no interval)."""
+    if len(correct) != T or any(len(row) != T for row in correct):
+        return None
+    arrays = []
+    for j in range(T):
+        column = [correct[i][j] for i in range(T)]
+        n = len(column[0])
+        if n == 0 or any(len(c) != n for c in column):
+            return None
+        arrays.append(np.frombuffer("".join(column).encode("ascii"), dtype=np.uint8).reshape(T, n) == ord("1"))
+    return arrays
+
+
+def _resampled_correct(rng: np.random.Generator, clips: np.ndarray, m: int) -> np.ndarray:
+    """m bootstrap resamples of one task's n test clips: (m, T) counts of correct clips, per row i of R."""
+    T, n = clips.shape
+    idx = rng.integers(0, n, size=(m, n), dtype=np.int32)
+    return np.take(clips.T.astype(np.int16), idx, axis=0).sum(axis=1, dtype=np.int32)
+
+
+def _diagonal(R: np.ndarray) -> np.ndarray:
+    return np.diagonal(R, axis1=-2, axis2=-1)
+
+
+def _forgetting(R: np.ndarray) -> np.ndarray:
+    T = R.shape[-1]
+    if T < 2:
+        return np.zeros(R.shape[:-2])
+    since_trained = np.tril(np.ones((T - 1, T - 1), dtype=bool))  # rows j <= i < T-1 of column j
+    best = np.where(since_trained, R[..., : T - 1, : T - 1], -np.inf).max(axis=-2)
+    return (best - R[..., -1, : T - 1]).mean(axis=-1)
+
+
+def _bwt(R: np.ndarray) -> np.ndarray:
+    T = R.shape[-1]
+    if T < 2:
+        return np.zeros(R.shape[:-2])
+    return (R[..., -1, : T - 1] - _diagonal(R)[..., : T - 1]).mean(axis=-1)
+
+
+#: the metrics of ``benchmark.metrics.HEADLINE_METRICS`` on a stack of matrices (..., T, T)
+VECTOR_METRICS = {
+    "avg_accuracy": lambda R: R[..., -1, :].mean(axis=-1),
+    "avg_forgetting": _forgetting,
+    "bwt": _bwt,
+    "plasticity": lambda R: _diagonal(R).mean(axis=-1),
+}
+
+
+def bootstrap_ci(
+    seeds_correct: list[list[list[str]]],
+    metrics: tuple[str, ...] = tuple(HEADLINE_METRICS),
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap of the mean over seeds: each draw resamples the seeds with replacement and, within
+    each drawn seed, each task's test clips (the same clips for every row i of task j, so forgetting stays a
+    within-clip quantity), and recomputes the metrics from the resampled matrix. NaN bounds when the per-clip
+    outcomes are missing or do not fit a square matrix.
+    """
+    T = len(seeds_correct[0]) if seeds_correct else 0
+    per_seed = [_clip_arrays(c, T) for c in seeds_correct]
+    if T == 0 or any(a is None for a in per_seed):
+        return {m: (float("nan"), float("nan")) for m in metrics}
+    rng = np.random.default_rng(seed)
+    S = len(per_seed)
+    chosen = rng.integers(0, S, size=(n_boot, S)) if S > 1 else np.zeros((n_boot, 1), dtype=int)
+    R = np.empty((n_boot, S, T, T))
+    for s, tasks in enumerate(per_seed):
+        b, k = np.nonzero(chosen == s)
+        for j, clips in enumerate(tasks):
+            n = clips.shape[1]
+            step = max(1, (1 << 22) // (n * T))  # bounded memory for long test splits
+            for lo in range(0, len(b), step):
+                part = slice(lo, lo + step)
+                R[b[part], k[part], :, j] = _resampled_correct(rng, clips, len(b[part])) / n
+    alpha = (1.0 - level) / 2
+    out = {}
+    for m in metrics:
+        draws = VECTOR_METRICS[m](R).mean(axis=1)
+        out[m] = (float(np.quantile(draws, alpha)), float(np.quantile(draws, 1 - alpha)))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ compute
@@ -88,9 +192,59 @@ def count_flops(model: torch.nn.Module, x: torch.Tensor, task_labels: torch.Tens
     return int(counter.get_total_flops())
 
 
-def peak_memory_mb(device: torch.device) -> float:
-    """Peak memory: CUDA allocator peak on a GPU, else the process's resident-set high-water mark."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / 2**20 if sys.platform == "darwin" else rss / 1024.0
+class PeakMemory:
+    """Peak memory over one span of work (one task), read the right way for the device.
+
+    - CUDA: the caching allocator's peak (``torch.cuda.max_memory_allocated``), reset at :meth:`start`.
+    - CPU on Linux: the process's resident-set high-water mark (``VmHWM``), reset at :meth:`start` by writing 5 to
+      ``/proc/self/clear_refs``. It sees every allocation torch makes on the CPU (and the interpreter's, the
+      dataset's and the model's), so it is the process's peak during the task, not torch's increment.
+    - elsewhere: ``ru_maxrss``, the process lifetime's peak, labelled so.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.kind = self._kind()
+
+    def _kind(self) -> str:
+        if self.device.type == "cuda":
+            return "cuda_max_allocated"
+        if sys.platform.startswith("linux") and _can_reset_hwm():
+            return "process_peak_rss_during_task"
+        return "process_lifetime_peak_rss"
+
+    def start(self) -> None:
+        if self.kind == "cuda_max_allocated":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        elif self.kind == "process_peak_rss_during_task":
+            _reset_hwm()
+
+    def peak_mb(self) -> float:
+        if self.kind == "cuda_max_allocated":
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        if self.kind == "process_peak_rss_during_task":
+            return _read_hwm_kb() / 1024.0
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return rss / 2**20 if sys.platform == "darwin" else rss / 1024.0
+
+
+def _read_hwm_kb() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise OSError("no VmHWM in /proc/self/status")
+
+
+def _reset_hwm() -> None:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def _can_reset_hwm() -> bool:
+    try:
+        _reset_hwm()
+        _read_hwm_kb()
+        return True
+    except OSError:
+        return False

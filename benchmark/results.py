@@ -3,16 +3,21 @@ leaves a truncated file that looks complete; ``summary.json`` is written last, o
 """
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 import yaml
 
+
+log = logging.getLogger("ticl")
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -58,17 +63,41 @@ def save_figure(path: Path, fig) -> Path:
     return _atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=130, bbox_inches="tight"))
 
 
-def git_commit() -> str:
-    """The source tree's commit (with '+dirty' for local changes), or 'unknown' outside a checkout."""
-    root = Path(__file__).resolve().parent.parent
+@dataclass(frozen=True)
+class Provenance:
+    """Which source produced a run: the commit, whether the work tree had local changes, and those changes."""
+
+    commit: str
+    dirty: bool
+    #: ``git diff HEAD`` of tracked files plus the list of untracked source files, when dirty
+    diff: str = ""
+
+
+_SOURCE_DIRS = ("benchmark", "strategies", "models")
+
+
+@functools.lru_cache(maxsize=4)
+def provenance(root: Optional[Path] = None) -> Provenance:
+    """The source tree's commit (``+dirty`` appended when tracked files or untracked source files changed).
+
+    A dirty run logs a warning and its folder gets ``source.diff``, so the numbers can be traced to the code that
+    made them; ``ticl table`` flags dirty rows and tables that mix commits. Read once per process: the code a
+    process runs is the code it imported when it started, whatever happens to the tree later.
+    """
+    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20, check=True).stdout
+
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True,
-            timeout=5,
-        ).stdout.strip()
-        return commit + ("+dirty" if dirty else "")
+        commit = git("rev-parse", "HEAD").strip()
+        diff = git("diff", "HEAD")
+        untracked = git("ls-files", "--others", "--exclude-standard", "--", *_SOURCE_DIRS).split()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return Provenance("unknown", False)
+    if not diff and not untracked:
+        return Provenance(commit, False)
+    text = diff + "".join(f"untracked source file: {path}\n" for path in untracked)
+    log.warning("the source tree at %s has local changes: the run is marked dirty and keeps them in source.diff",
+                commit[:12])
+    return Provenance(commit + "+dirty", True, text)

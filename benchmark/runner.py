@@ -25,8 +25,11 @@ from . import metrics as M
 from .config import MethodConfig, RunConfig, to_dict
 from .errors import ConfigError
 from .report.plots import plot_accuracy_vs_task
-from .results import git_commit, save_torch, write_csv, write_json, write_text, write_yaml
-from .scenarios import TaskData, build_tasks, default_cache_dir, input_frames, make_benchmark
+from .results import Provenance, provenance, save_torch, write_csv, write_json, write_text, write_yaml
+from .scenarios import (
+    TaskData, build_tasks, default_cache_dir, input_frames, make_benchmark, model_frames, task_frames,
+)
+from .summary import Environment, RunSummary, SeedsSummary, TaskInfo, TaskRecord
 
 log = logging.getLogger("ticl")
 
@@ -48,8 +51,16 @@ def seed_everything(seed: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- the model
-def build_model(cfg: RunConfig, method: MethodConfig, frames: int, device: torch.device, progress: bool):
-    """Backbone (with the method's token mixer) + its initial weights + the method's PET method."""
+def build_model(
+    cfg: RunConfig,
+    method: MethodConfig,
+    frames: int,
+    device: torch.device,
+    progress: bool,
+    frames_per_task: Optional[dict[int, int]] = None,
+):
+    """Backbone (with the method's token mixer, built for ``frames`` input frames) + its initial weights + the
+    method's PET method; ``frames_per_task`` gives each task its own input length (and position embedding)."""
     from models import TaskIncrementalModel, create_model, create_pet
     from models.convert import CONVERTERS, is_converter_spec, load_pretrained
     from models.errors import ModelError
@@ -95,7 +106,9 @@ def build_model(cfg: RunConfig, method: MethodConfig, frames: int, device: torch
             pet = create_pet(method.pet, **method.pet_options)
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"config key 'methods.{method.name}.pet': {exc}") from None
-    return TaskIncrementalModel(backbone, pet).to(device)
+    return TaskIncrementalModel(
+        backbone, pet, task_frames=frames_per_task, per_task_pos_embed=cfg.model.per_task_pos_embed
+    ).to(device)
 
 
 # --------------------------------------------------------------------------------------------- the method
@@ -103,7 +116,7 @@ def build_model(cfg: RunConfig, method: MethodConfig, frames: int, device: torch
 class MethodResult:
     method: MethodConfig
     folder: Path
-    summary: dict
+    summary: RunSummary
 
 
 @dataclass
@@ -111,23 +124,22 @@ class _State:
     """What a checkpoint carries so that a run can restart after its last finished task."""
 
     R: list = field(default_factory=list)
+    correct: list = field(default_factory=list)
     per_task: list = field(default_factory=list)
     metric_rows: list = field(default_factory=list)
     val_history: dict = field(default_factory=dict)
+    val_loss_history: dict = field(default_factory=dict)
     best_epoch: dict = field(default_factory=dict)
 
 
 def _evaluator():
-    """Avalanche's metrics, kept in memory and written to metrics.csv (every value, every step)."""
-    from avalanche.evaluation.metrics import accuracy_metrics, forgetting_metrics, loss_metrics
+    """Avalanche's training-time metrics (loss and accuracy per epoch), kept in memory, written to metrics.csv.
+
+    Test and validation numbers never come from here: they come from :func:`strategies.plugins.evaluate`."""
+    from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
     from avalanche.training.plugins import EvaluationPlugin
 
-    return EvaluationPlugin(
-        accuracy_metrics(epoch=True, experience=True, stream=True),
-        loss_metrics(epoch=True, experience=True, stream=True),
-        forgetting_metrics(experience=True, stream=True),
-        loggers=[],
-    )
+    return EvaluationPlugin(accuracy_metrics(epoch=True), loss_metrics(epoch=True), loggers=[])
 
 
 def _metric_rows(evaluator) -> list[dict]:
@@ -139,17 +151,24 @@ def _metric_rows(evaluator) -> list[dict]:
     return rows
 
 
-def _untrained_head_accuracy(net, task: TaskData, test_set, seed: int, batch: int, device) -> float:
+def untrained_head_evaluation(net, task: TaskData, dataset, seed: int, batch: int, device):
     """R[i][j] for a task j not yet trained: a copy of the model with a fresh (seeded) head and fresh PET
-    modules for j. Never touches the real model, so evaluating ahead cannot change later results."""
-    from strategies.plugins import evaluate_accuracy
+    modules for j. It never touches the real model nor the global RNG, so evaluating ahead cannot change later
+    results."""
+    from strategies.plugins import evaluate
 
     probe = copy.deepcopy(net)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed * 7919 + task.id)
         probe.add_task(task.id, len(task.classes))
     probe.to(device)
-    return evaluate_accuracy(probe, test_set, batch, device)[0]
+    return evaluate(probe, dataset, batch, device)
+
+
+def tokens_per_sample(net, frames: int) -> int:
+    """Encoder tokens of one clip of ``frames`` frames (prefix tokens included), through the patch geometry."""
+    f, t = net.backbone.grid_for(int(frames))
+    return int(net.backbone.num_prefix_tokens + f * t)
 
 
 def run_method(
@@ -160,14 +179,22 @@ def run_method(
     progress: bool = True,
     resume: bool = False,
     data_report: Optional[dict] = None,
+    eval_split: str = "test",
+    hyperparameters: Optional[dict] = None,
 ) -> MethodResult:
+    """Train ``method`` through ``tasks`` and evaluate every task's ``eval_split`` after each one.
+
+    ``eval_split`` is ``test`` for a reported run and ``val`` for a trial of a hyperparameter search, whose tasks
+    carry no test split at all.
+    """
     from strategies import get_strategy, make_optimizer_factory
     from strategies.plugins import (
         BatchLimitPlugin,
         BestValidationPlugin,
         DataTimePlugin,
         ProgressPlugin,
-        evaluate_accuracy,
+        SampleCountPlugin,
+        evaluate,
     )
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -178,11 +205,16 @@ def run_method(
     strategy_cls = get_strategy(method.strategy)
     resolved = to_dict(cfg) | {"methods": [dataclasses.asdict(method)], "train": dataclasses.asdict(train_cfg)}
     write_yaml(folder / "config.yaml", resolved)
+    source = provenance()
+    if source.dirty:
+        write_text(folder / "source.diff", source.diff)
 
     seed_everything(cfg.seed)
-    frames = input_frames(tasks)
-    net = build_model(cfg, method, frames, device, progress)
+    if getattr(strategy_cls, "mixes_task_inputs", False):
+        input_frames(tasks)  # one batch holds several tasks: they must share one input length (a clear error if not)
+    net = build_model(cfg, method, model_frames(tasks), device, progress, task_frames(tasks))
     bm = make_benchmark(tasks)
+    eval_stream = bm.streams["test" if eval_split == "test" else "valid"]
     T = len(tasks)
 
     state = _State()
@@ -199,9 +231,8 @@ def run_method(
             net.to(device)
             state = _State(**ckpt["state"])
             torch.set_rng_state(ckpt["rng"])
-            if "py_rng" in ckpt:
-                random.setstate(ckpt["py_rng"])
-                np.random.set_state(ckpt["np_rng"])
+            random.setstate(ckpt["py_rng"])
+            np.random.set_state(ckpt["np_rng"])
             start_task = len(ckpt["tasks"])
             strategy_state = ckpt.get("strategy")
             log.info("%s: resuming after task %d from %s", method.name, start_task - 1, done[-1])
@@ -210,8 +241,10 @@ def run_method(
         [bm.valid_stream[i].dataset.eval() for i in range(T)], train_cfg.eval_batch_size, train_cfg.select_on_val
     )
     validation.history.update({int(k): v for k, v in state.val_history.items()})
+    validation.loss_history.update({int(k): v for k, v in state.val_loss_history.items()})
     validation.best_epoch.update({int(k): v for k, v in state.best_epoch.items()})
     data_time = DataTimePlugin()
+    samples = SampleCountPlugin()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No loggers specified")  # values are read back, not logged
         evaluator = _evaluator()
@@ -224,7 +257,7 @@ def run_method(
         train_epochs=train_cfg.epochs,
         eval_mb_size=train_cfg.eval_batch_size,
         device=device,
-        plugins=[validation, data_time, ProgressPlugin(method.name, validation, enabled=progress)]
+        plugins=[validation, data_time, samples, ProgressPlugin(method.name, validation, enabled=progress)]
         + ([BatchLimitPlugin(train_cfg.max_batches, cfg.seed)] if train_cfg.max_batches else []),
         evaluator=evaluator,
         **method.strategy_options,
@@ -232,53 +265,60 @@ def run_method(
 
     if strategy_state is not None:
         strategy.load_cl_state(strategy_state, range(start_task))
+    memory = M.PeakMemory(device)
     prior_metric_rows = list(state.metric_rows)  # from before a resume; the evaluator only knows this process
     for i in range(start_task, T):
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+        memory.start()
         # a dataset_sequence step may train its task with its own epochs / batch size (AI-CL: 5/128, 20/32, 15/12)
         strategy.train_epochs = tasks[i].train.get("epochs", train_cfg.epochs)
         strategy.train_mb_size = tasks[i].train.get("batch_size", train_cfg.batch_size)
         started = time.perf_counter()
         strategy.train(bm.train_stream[i])
         train_seconds = time.perf_counter() - started
-        results = strategy.eval(bm.test_stream[: i + 1])
-        row = []
+        # one evaluation per cell: trained tasks through the model, later tasks through a discarded probe
+        row, correct, eval_seconds, n_eval = [], [], 0.0, 0
         for j in range(T):
+            dataset = eval_stream[j].dataset.eval()
             if j <= i:
-                row.append(float(results[f"Top1_Acc_Exp/eval_phase/test_stream/Task{j:03d}/Exp{j:03d}"]))
+                result = evaluate(strategy.model, dataset, train_cfg.eval_batch_size, device)
+                eval_seconds += result.seconds
+                n_eval += result.n
             else:
-                row.append(
-                    _untrained_head_accuracy(
-                        net, tasks[j], bm.test_stream[j].dataset.eval(), cfg.seed, train_cfg.eval_batch_size, device
-                    )
+                result = untrained_head_evaluation(
+                    net, tasks[j], dataset, cfg.seed, train_cfg.eval_batch_size, device
                 )
+            row.append(result.accuracy)
+            correct.append(result.correct_string())
         state.R.append(row)
-
-        test_set = bm.test_stream[i].dataset.eval()  # yields (x, y, task label)
-        acc_check, n_test, eval_seconds = evaluate_accuracy(strategy.model, test_set, train_cfg.eval_batch_size, device)
-        if abs(acc_check - row[i]) > 1e-6:
-            raise RuntimeError(f"accuracy mismatch on task {i}: Avalanche {row[i]} vs direct {acc_check}")
-        sample = tasks[i].dataset("test")[0][0][None].to(device)
+        state.correct.append(correct)
+        sample = eval_stream[i].dataset.eval()[0][0][None].to(device)
         flops = M.count_flops(net, sample, torch.tensor([i], device=device))
         trainable = sum(p.numel() for group in strategy.optimizer.param_groups for p in group["params"])
         state.per_task.append(
-            {
-                "task": i,
-                "trainable_params": int(trainable),
-                "task_specific_params": int(sum(p.numel() for p in net.task_parameters(i))),
-                "total_params": int(sum(p.numel() for p in net.parameters())),
-                "gflops_per_sample": flops / 1e9,
-                "train_seconds": train_seconds,
-                "data_seconds": data_time.seconds.get(i, 0.0),
-                "peak_memory_mb": M.peak_memory_mb(device),
-                "eval_samples_per_second": n_test / eval_seconds if eval_seconds > 0 else 0.0,
-                "best_epoch": validation.best_epoch.get(i),
-                "val_accuracy": validation.history.get(i, []),
-            }
+            dataclasses.asdict(
+                TaskRecord(
+                    task=i,
+                    trainable_params=int(trainable),
+                    task_specific_params=int(sum(p.numel() for p in net.task_parameters(i))),
+                    total_params=int(sum(p.numel() for p in net.parameters())),
+                    method_state_bytes=int(strategy.method_state_bytes()),
+                    gflops_per_sample=flops / 1e9,
+                    tokens=tokens_per_sample(net, tasks[i].splits["train"].features.shape[1]),
+                    train_seconds=train_seconds,
+                    data_seconds=data_time.seconds.get(i, 0.0),
+                    peak_memory_mb=memory.peak_mb(),
+                    peak_memory_kind=memory.kind,
+                    eval_samples_per_second=n_eval / eval_seconds if eval_seconds > 0 else 0.0,
+                    best_epoch=int(validation.best_epoch.get(i, -1)),
+                    val_accuracy=list(validation.history.get(i, [])),
+                    val_loss=list(validation.loss_history.get(i, [])),
+                    samples_per_epoch=list(samples.per_epoch.get(i, [])),
+                )
+            )
         )
         state.metric_rows = prior_metric_rows + _metric_rows(evaluator)
         state.val_history = {str(k): v for k, v in validation.history.items()}
+        state.val_loss_history = {str(k): v for k, v in validation.loss_history.items()}
         state.best_epoch = {str(k): v for k, v in validation.best_epoch.items()}
         save_torch(
             ckpt_dir / f"task_{i:02d}.pt",
@@ -292,119 +332,98 @@ def run_method(
                 "np_rng": np.random.get_state(),
             },
         )
-    summary = _summary(cfg, method, strategy_cls, tasks, state, device, data_report)
+    summary = build_summary(cfg, method, strategy_cls, tasks, state, device, source, data_report, hyperparameters)
     _write_outputs(folder, method, tasks, state, summary)
     return MethodResult(method, folder, summary)
 
 
-def _summary(cfg, method, strategy_cls, tasks, state: _State, device, data_report) -> dict:
+def build_summary(
+    cfg, method, strategy_cls, tasks, state: _State, device, source: "Provenance", data_report, hyperparameters
+) -> RunSummary:
     R = state.R
-    return {
-        "preset": cfg.name,
-        "method": method.name,
-        "strategy": method.strategy,
-        "mixer": method.mixer,
-        "pet": method.pet,
-        "seed": cfg.seed,
-        "tasks": [
-            {
-                "id": t.id,
-                "name": t.name,
-                "source": t.source,
-                "classes": t.classes,
-                "n_train": len(t.splits["train"]),
-                "n_val": len(t.splits["val"]),
-                "n_test": len(t.splits["test"]),
-            }
+    sequential = getattr(strategy_cls, "trained_task_by_task", True)
+    return RunSummary(
+        preset=cfg.name,
+        method=method.name,
+        strategy=method.strategy,
+        mixer=method.mixer,
+        pet=method.pet,
+        seed=cfg.seed,
+        tasks=[
+            TaskInfo(
+                id=t.id, name=t.name, source=t.source, classes=list(t.classes),
+                n_train=len(t.splits["train"]), n_val=len(t.splits["val"]),
+                n_test=len(t.splits["test"]) if "test" in t.splits else 0,
+                input_frames=int(t.splits["train"].features.shape[1]),
+            )
             for t in tasks
         ],
-        "accuracy_matrix": R,
-        "accuracy_matrix_note": "R[i][j] for j > i uses an untrained (seeded, discarded) head: chance level",
-        "avg_accuracy": M.average_accuracy(R),
-        "avg_accuracy_curve": M.average_accuracy_curve(R),
-        "avg_forgetting": M.average_forgetting(R),
-        "forgetting_per_task": M.forgetting_per_task(R),
-        "bwt": M.backward_transfer(R),
-        "per_task": state.per_task,
-        "data": data_report or {},
-        "environment": {
-            "torch": torch.__version__,
-            "device": str(device),
-            "threads": torch.get_num_threads(),
-            "git_commit": git_commit(),
-        },
+        accuracy_matrix=R,
+        correct=state.correct,
+        avg_accuracy=M.average_accuracy(R),
+        avg_accuracy_curve=M.average_accuracy_curve(R),
+        plasticity=M.plasticity(R) if sequential else None,
+        avg_forgetting=M.average_forgetting(R) if sequential else None,
+        forgetting_per_task=M.forgetting_per_task(R) if sequential else None,
+        bwt=M.backward_transfer(R) if sequential else None,
+        per_task=[TaskRecord(**p) for p in state.per_task],
+        environment=Environment(
+            torch=torch.__version__, device=str(device), threads=torch.get_num_threads(),
+            git_commit=source.commit, dirty=source.dirty,
+        ),
+        hyperparameters=hyperparameters or method_hyperparameters(cfg, method, "config"),
+        data=data_report or {},
+    )
+
+
+def method_hyperparameters(cfg: RunConfig, method: MethodConfig, source: str) -> dict:
+    """The values a method trained with, and where they came from (``config`` or ``search``)."""
+    train = cfg.method_train(method)
+    return {
+        "source": source,
+        "train": {k: getattr(train, k) for k in ("lr", "batch_size", "epochs", "optimizer", "weight_decay")},
+        "strategy_options": dict(method.strategy_options),
+        "pet_options": dict(method.pet_options),
     }
 
 
-def _write_outputs(folder: Path, method: MethodConfig, tasks, state: _State, summary: dict) -> None:
+def _write_outputs(folder: Path, method: MethodConfig, tasks, state: _State, summary: RunSummary) -> None:
     names = [t.name for t in tasks]
     matrix = pd.DataFrame(state.R, columns=[f"task_{j}" for j in range(len(tasks))])
     matrix.insert(0, "after_task", range(len(tasks)))
     write_csv(folder / "accuracy_matrix.csv", matrix)
     write_csv(folder / "metrics.csv", pd.DataFrame(state.metric_rows, columns=["metric", "step", "value"]))
-    plot_accuracy_vs_task(state.R, names, f"{summary['preset']}: {method.name}", folder / "accuracy_vs_task.png")
-    write_json(folder / SUMMARY, summary)
+    plot_accuracy_vs_task(
+        state.R, names, f"{summary.preset}: {method.name}", folder / "accuracy_vs_task.png",
+        trained_task_by_task=summary.plasticity is not None,
+    )
+    write_json(folder / SUMMARY, summary.to_dict())
 
 
 # ------------------------------------------------------------------------------------------------ the run
-AGGREGATED = ("avg_accuracy", "avg_forgetting", "bwt")
+def _tuned_methods(
+    cfg: RunConfig, out_dir: Path, seed: int, progress: bool, resume: bool
+) -> tuple[list[MethodConfig], dict[str, dict]]:
+    """The methods with their searched values (``benchmark.tuning``), searched on validation data of tasks built
+    without their test splits; methods without a search space, or all of them without a tuning protocol, keep
+    their config values."""
+    from . import tuning
 
-
-def aggregate_summaries(summaries: list[dict]) -> dict:
-    """One method over several seeds: means at the single-seed keys (so readers of the schema keep working),
-    ``<key>_std`` beside them, and every seed's own summary under ``per_seed``."""
-    first = summaries[0]
-    out = {k: first[k] for k in ("preset", "method", "strategy", "mixer", "pet")}
-    out["seeds"] = [s["seed"] for s in summaries]
-    out["seed"] = out["seeds"][0]
-    for key in AGGREGATED:
-        values = [s[key] for s in summaries]
-        out[key] = float(np.mean(values))
-        out[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    out["accuracy_matrix"] = np.mean([s["accuracy_matrix"] for s in summaries], axis=0).tolist()
-    out["tasks"] = first["tasks"] if all(s["tasks"] == first["tasks"] for s in summaries) else None
-    out["per_task"] = [
-        {key: float(np.mean([s["per_task"][t][key] for s in summaries])) for key in (
-            "trainable_params", "task_specific_params", "total_params", "gflops_per_sample", "train_seconds",
-            "peak_memory_mb", "eval_samples_per_second")} | {"task": t}
-        for t in range(len(first["per_task"]))
-    ]
-    out["environment"] = first["environment"]
-    out["per_seed"] = summaries
-    return out
-
-
-def comparison_table(summaries: list[dict]) -> pd.DataFrame:
-    """One row per method: the headline TI-CL numbers side by side (mean +- std over seeds when there are
-    several)."""
-    rows = []
-    for s in summaries:
-        per = s["per_task"]
-        multi = len(s.get("seeds", [s["seed"]])) > 1
-
-        def cell(key: str):
-            return f"{s[key]:.4f} ± {s[key + '_std']:.4f}" if multi else s[key]
-
-        rows.append(
-            {
-                "method": s["method"],
-                "strategy": s["strategy"],
-                "mixer": s.get("mixer", ""),
-                "pet": s.get("pet") or "-",
-                "avg acc": cell("avg_accuracy"),
-                "forgetting": cell("avg_forgetting"),
-                "BWT": cell("bwt"),
-                "trainable params (last task)": int(per[-1]["trainable_params"]),
-                "task-specific params / task": int(np.mean([p["task_specific_params"] for p in per])),
-                "GFLOPs / sample": float(np.mean([p["gflops_per_sample"] for p in per])),
-                "train s": float(sum(p["train_seconds"] for p in per)),
-            }
+    if not tuning.needs_search(cfg):
+        return list(cfg.methods), {}
+    search_cfg = dataclasses.replace(cfg, seed=cfg.tuning.seed if cfg.tuning.seed is not None else seed)
+    tasks, report = build_tasks(search_cfg, progress=progress, splits=("train", "val"))
+    methods, hyper = [], {}
+    for method in cfg.methods:
+        if not method.search:
+            methods.append(method)
+            continue
+        chosen, record = tuning.search_method(
+            search_cfg, method, out_dir, tasks, dataclasses.asdict(report), progress, resume
         )
-    return pd.DataFrame(rows)
-
-
-def format_table(frame: pd.DataFrame) -> str:
-    return frame.to_markdown(index=False, floatfmt=".4g")
+        methods.append(chosen)
+        hyper[method.name] = record
+    return methods, hyper
 
 
 def run(
@@ -416,8 +435,9 @@ def run(
 ) -> tuple[list[MethodResult], str]:
     """Run every method of ``cfg`` under each seed; write and return the comparison table.
 
-    One seed: ``out_dir/<method>/``. Several: ``out_dir/<method>/seed<N>/`` per seed plus an aggregate
-    ``out_dir/<method>/summary.json`` (means, stds and every seed's summary).
+    One seed: ``out_dir/<method>/``. Several: ``out_dir/<method>/seed<N>/`` per seed plus
+    ``out_dir/<method>/summary.json``, a :class:`SeedsSummary` of every seed's summary. With a tuning protocol the
+    search runs first (``out_dir/tuning/``, on validation data only) and its chosen values hold for every seed.
     """
     import json
 
@@ -426,40 +446,47 @@ def run(
     seeds = list(seeds) if seeds else [cfg.seed]
     multi = len(seeds) > 1
     write_yaml(out_dir / "config.yaml", to_dict(cfg) | ({"seeds": seeds} if multi else {}))
+    source = provenance()
+    if source.dirty:
+        write_text(out_dir / "source.diff", source.diff)
     started = time.perf_counter()
+    methods, hyper = _tuned_methods(cfg, out_dir, seeds[0], progress, resume)
     per_method: dict[str, list[MethodResult]] = {m.name: [] for m in cfg.methods}
     for seed in seeds:
         seed_cfg = dataclasses.replace(cfg, seed=seed)
-        tasks, report = build_tasks(seed_cfg, progress=progress)  # the seed may change the class order
+        tasks, report = build_tasks(seed_cfg, progress=progress)
         data_report = dataclasses.asdict(report)
         log.info(
             "seed %d features: %d clips, %d from cache, %d computed, %.1f s",
             seed, report.clips, report.cache_hits, report.cache_misses, report.seconds,
         )
-        for method in cfg.methods:
+        for method in methods:
             folder = out_dir / method.name / (f"seed{seed}" if multi else "")
             if resume and (folder / SUMMARY).is_file():
                 log.info("%s seed %d: already complete, skipped", method.name, seed)
-                result = MethodResult(method, folder, json.loads((folder / SUMMARY).read_text()))
+                result = MethodResult(method, folder, RunSummary.from_dict(json.loads((folder / SUMMARY).read_text()), str(folder / SUMMARY)))
             else:
-                result = run_method(seed_cfg, method, tasks, folder, progress, resume, data_report)
+                result = run_method(
+                    seed_cfg, method, tasks, folder, progress, resume, data_report,
+                    hyperparameters=hyper.get(method.name),
+                )
             per_method[method.name].append(result)
-    summaries = []
     results = []
     for method in cfg.methods:
         runs = per_method[method.name]
         if multi:
-            summary = aggregate_summaries([r.summary for r in runs])
-            write_json(out_dir / method.name / SUMMARY, summary)
+            summary = SeedsSummary.of([r.summary for r in runs])
+            write_json(out_dir / method.name / SUMMARY, summary.to_dict())
             results.append(MethodResult(method, out_dir / method.name, summary))
         else:
             results.append(runs[0])
-        summaries.append(results[-1].summary)
-    table = format_table(comparison_table(summaries))
+    from .report.table import build_table
+
     seeds_text = ", ".join(map(str, seeds))
     header = f"# {cfg.name} (seed{'s' if multi else ''} {seeds_text})\n\n"
     if cfg.description:
         header += cfg.description.strip() + "\n\n"
-    write_text(out_dir / "table.md", header + table + "\n")
+    table = build_table([out_dir], "md")
+    write_text(out_dir / "table.md", header + table)
     log.info("total %.1f s", time.perf_counter() - started)
     return results, table

@@ -52,15 +52,60 @@ class TaskData:
     #: this task's overrides of ``train.epochs`` / ``train.batch_size`` (dataset_sequence steps)
     train: dict = field(default_factory=dict)
 
-    def dataset(self, split: str) -> "FeatureDataset":
-        """A torch dataset for ``split``: normalised features, SpecAugment on ``train`` only."""
-        augment = SpecAugment(self.freqm, self.timem) if split == "train" else None
+    def dataset(self, split: str, augment: Optional[bool] = None) -> "FeatureDataset":
+        """A torch dataset for ``split``: normalised features, SpecAugment on ``train`` only (or as ``augment``
+        says)."""
+        augment = (split == "train") if augment is None else augment
         part = self.splits[split]
-        return FeatureDataset(part.features, part.labels, self.mean, self.std, augment)
+        return FeatureDataset(part.features, part.labels, self.mean, self.std, self.spec_augment() if augment else None)
+
+    def spec_augment(self) -> SpecAugment:
+        return SpecAugment(self.freqm, self.timem)
+
+    def avalanche_dataset(self, split: str):
+        """The task's ``split`` as an Avalanche task-aware dataset whose augmentation follows its mode.
+
+        SpecAugment is in Avalanche's *train* transform group and normalisation in both groups, so
+        ``dataset.train()`` augments and ``dataset.eval()`` does not. A strategy that reads training data outside
+        the training loop (EWC's Fisher, the replay and A-GEM memories) calls ``.eval()`` and sees the clips as
+        they are. Only the ``train`` split has an augmenting train group, and it starts in train mode.
+        """
+        from avalanche.benchmarks.utils import _make_taskaware_classification_dataset
+
+        part = self.splits[split]
+        raw = FeatureDataset(part.features, part.labels, self.mean, self.std, augment=None, normalise=False)
+        norm = _Normalise(self.mean, self.std)
+        train_tf = _Compose(self.spec_augment(), norm) if split == "train" else norm
+        return _make_taskaware_classification_dataset(
+            raw, task_labels=self.id, transform_groups={"train": (train_tf, None), "eval": (norm, None)},
+            initial_transform_group="train" if split == "train" else "eval",
+        )
+
+
+class _Normalise:
+    """AST normalisation as a picklable transform."""
+
+    def __init__(self, mean: float, std: float) -> None:
+        self.mean, self.std = mean, std
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return normalize(x, self.mean, self.std)
+
+
+class _Compose:
+    """Apply transforms in order (SpecAugment before normalisation, as the AST recipe orders it)."""
+
+    def __init__(self, *transforms) -> None:
+        self.transforms = transforms
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for transform in self.transforms:
+            x = transform(x)
+        return x
 
 
 class FeatureDataset(Dataset):
-    """Cached fbank features, masked (train only) then normalised on the fly, as the AST recipe orders it."""
+    """Cached fbank features, masked (if ``augment``) then normalised on the fly, as the AST recipe orders it."""
 
     def __init__(
         self,
@@ -69,6 +114,7 @@ class FeatureDataset(Dataset):
         mean: float,
         std: float,
         augment: Optional[SpecAugment] = None,
+        normalise: bool = True,
     ) -> None:
         self.features = features
         self.labels = labels
@@ -76,6 +122,7 @@ class FeatureDataset(Dataset):
         self.mean = mean
         self.std = std
         self.augment = augment
+        self.normalise = normalise
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -84,7 +131,7 @@ class FeatureDataset(Dataset):
         x = self.features[index]
         if self.augment is not None:
             x = self.augment(x)
-        return normalize(x, self.mean, self.std), self.targets[index]
+        return (normalize(x, self.mean, self.std) if self.normalise else x), self.targets[index]
 
 
 # ------------------------------------------------------------------------------------------------- sources
@@ -135,7 +182,9 @@ def plan_class_split(source: ClipSource, scenario, seed: int) -> list[tuple[str,
             raise ConfigError(f"config key 'scenario.classes_per_task' must be >= 1, got {k}")
         ordered = list(classes)
         if order == "seeded":
-            random.Random(seed).shuffle(ordered)
+            # one fixed order across run seeds unless scenario.order_seed is null
+            order_seed = scenario.order_seed if scenario.order_seed is not None else seed
+            random.Random(order_seed).shuffle(ordered)
         n_tasks = scenario.n_tasks or len(ordered) // k
         if n_tasks * k > len(ordered) or n_tasks < 1:
             raise ConfigError(
@@ -183,12 +232,16 @@ def _tasks_from_source(
     cache: FeatureCache,
     report: BuildReport,
     progress: bool,
+    splits: tuple[str, ...] = SPLITS,
 ) -> list[TaskData]:
-    """Features for every task of ``plan`` (one pass over the source, one progress bar), split per task."""
+    """Features for every task of ``plan`` (one pass over the source, one progress bar), split per task.
+
+    Only clips of ``splits`` are read: a hyperparameter search builds its tasks without ``test``, so no test clip
+    is decoded, cached or seen."""
     defaults = source.feature_defaults
     settings = FbankSettings(num_mel_bins=features.num_mel_bins, target_frames=target_frames)
     wanted = {c for _, classes in plan for c in classes}
-    clips = [clip for clip in source.clips() if clip.label in wanted]
+    clips = [clip for clip in source.clips() if clip.label in wanted and clip.split in splits]
     batch = extract_features(clips, settings, cache, progress=progress, desc=f"features {source.name}")
     report.clips += len(clips)
     report.cache_hits += batch.hits
@@ -197,8 +250,8 @@ def _tasks_from_source(
     tasks = []
     for offset, (name, classes) in enumerate(plan):
         index = {c: i for i, c in enumerate(classes)}
-        splits = {}
-        for split in SPLITS:
+        task_splits = {}
+        for split in splits:
             rows = [i for i, clip in enumerate(clips) if clip.split == split and clip.label in index]
             present = {clips[i].label for i in rows}
             missing = [c for c in classes if c not in present]
@@ -208,14 +261,14 @@ def _tasks_from_source(
                     "every class needs train, val and test clips"
                 )
             labels = torch.tensor([index[clips[i].label] for i in rows], dtype=torch.long)
-            splits[split] = FeatureSplit(batch.features[rows], labels)
+            task_splits[split] = FeatureSplit(batch.features[rows], labels)
         tasks.append(
             TaskData(
                 id=first_id + offset,
                 name=name,
                 source=source.name,
                 classes=list(classes),
-                splits=splits,
+                splits=task_splits,
                 mean=features.mean if features.mean is not None else defaults.mean,
                 std=features.std if features.std is not None else defaults.std,
                 freqm=features.freqm if features.freqm is not None else defaults.freqm,
@@ -225,25 +278,28 @@ def _tasks_from_source(
     return tasks
 
 
-def build_tasks(cfg: RunConfig, progress: bool = True) -> tuple[list[TaskData], BuildReport]:
-    """Load the sources named by ``cfg`` and compute (or read cached) features for every task."""
+def build_tasks(
+    cfg: RunConfig, progress: bool = True, splits: tuple[str, ...] = SPLITS
+) -> tuple[list[TaskData], BuildReport]:
+    """Load the sources named by ``cfg`` and compute (or read cached) features of ``splits`` for every task."""
     cache = FeatureCache(default_cache_dir(cfg.features) / "features")
     report = BuildReport()
     if cfg.scenario.kind == "class_split":
         source = make_source(cfg.data.source, cfg.data.root, cfg.data.options, "data")
         frames = cfg.features.target_frames or source.feature_defaults.target_frames
         plan = plan_class_split(source, cfg.scenario, cfg.seed)
-        return _tasks_from_source(source, plan, 0, cfg.features, frames, cache, report, progress), report
+        return _tasks_from_source(source, plan, 0, cfg.features, frames, cache, report, progress, splits), report
     steps = []
     for i, step in enumerate(cfg.scenario.sequence):
         step, where = resolve_step(step, cfg.data.root, f"scenario.sequence.{i}")
         steps.append((step, make_source(step.source, step_root(step, cfg.data.root), step.options, where)))
-    # One backbone reads every task, so every task shares one input length: the config's, else the longest.
-    frames = cfg.features.target_frames or max(src.feature_defaults.target_frames for _, src in steps)
+    # Each dataset keeps its own input length (AI-CL: Speech Commands 128 frames, ESC-50 512, AVE 1006), unless
+    # features.target_frames forces one common length on every task.
     tasks: list[TaskData] = []
     for task_id, (step, source) in enumerate(steps):
+        frames = cfg.features.target_frames or source.feature_defaults.target_frames
         plan = [(step.name or source.name, source.classes())]
-        step_tasks = _tasks_from_source(source, plan, task_id, cfg.features, frames, cache, report, progress)
+        step_tasks = _tasks_from_source(source, plan, task_id, cfg.features, frames, cache, report, progress, splits)
         for task in step_tasks:
             task.train = dict(step.train)
         tasks += step_tasks
@@ -279,12 +335,47 @@ def resolve_step(step: SequenceStep, base: Optional[str], where: str) -> tuple[S
     return fallback, f"{where}.fallback"
 
 
+def task_frames(tasks: list[TaskData]) -> dict[int, int]:
+    """Each task's number of input frames, ``{task id: frames}`` (a dataset_sequence keeps one per dataset)."""
+    out: dict[int, int] = {}
+    for task in tasks:
+        lengths = {int(part.features.shape[1]) for part in task.splits.values() if part.features.ndim == 3}
+        if len(lengths) != 1:
+            raise DataError(f"task {task.id} ('{task.name}') has splits of different lengths {sorted(lengths)}")
+        out[task.id] = lengths.pop()
+    return out
+
+
+def model_frames(tasks: list[TaskData]) -> int:
+    """The input length to build the backbone with: the longest task's.
+
+    Tasks of other lengths get their position embedding resampled from the backbone's (``TaskIncrementalModel``).
+    The longest is the choice that loses nothing: a shorter task's embedding is then a centre crop in time, and a
+    crop of a crop is the crop AST would take straight from the checkpoint (exact whenever the pretrained grid is
+    at least as long as every task, e.g. AST's AudioSet 1024 frames), while building at a shorter length would
+    throw away learned time columns and interpolate them back for the longer tasks. It also sizes the backbone's
+    own forward for the largest input. With one common length it is that length, as before.
+    """
+    frames = task_frames(tasks)
+    if not frames:
+        raise ConfigError("no tasks: cannot choose an input length for the model")
+    return max(frames.values())
+
+
 def input_frames(tasks: list[TaskData]) -> int:
-    """The common number of frames of all tasks (checked equal)."""
-    frames = {t.splits["train"].features.shape[1] for t in tasks}
-    if len(frames) != 1:
-        raise ConfigError(f"tasks have different input lengths {sorted(frames)}; set features.target_frames")
-    return frames.pop()
+    """The one input length all tasks share; a ConfigError when they differ.
+
+    Models no longer need it (see :func:`task_frames` and :func:`model_frames`); it remains the check for code
+    that puts samples of several tasks into one batch (replay, A-GEM, cumulative, joint training), which cannot
+    stack inputs of different lengths.
+    """
+    frames = task_frames(tasks)
+    if len(set(frames.values())) != 1:
+        raise ConfigError(
+            "tasks have different input lengths (task: frames "
+            f"{frames}); this needs one common length: set features.target_frames"
+        )
+    return next(iter(frames.values()))
 
 
 def make_benchmark(tasks: list[TaskData]):
@@ -295,10 +386,9 @@ def make_benchmark(tasks: list[TaskData]):
     """
     from avalanche.benchmarks.scenarios import benchmark_from_datasets, with_task_labels
     from avalanche.benchmarks.scenarios.supervised import with_classes_timeline
-    from avalanche.benchmarks.utils import _make_taskaware_classification_dataset
-
-    streams = {"train": [], "valid": [], "test": []}
+    streams: dict[str, list] = {}
     for task in tasks:
         for split, stream in (("train", "train"), ("val", "valid"), ("test", "test")):
-            streams[stream].append(_make_taskaware_classification_dataset(task.dataset(split), task_labels=task.id))
+            if split in task.splits:  # a search's tasks have no test split
+                streams.setdefault(stream, []).append(task.avalanche_dataset(split))
     return with_classes_timeline(with_task_labels(benchmark_from_datasets(**streams)))

@@ -2,7 +2,9 @@
 
 Input: a (B, T, F) log-mel fbank (T frames, F = 128 mel bins). Overlapping 16x16 patches with strides
 (fstride, tstride) give a (F', T') grid of tokens, frequency-major; CLS (and optionally a DeiT distillation token)
-is prepended and a learned position embedding added. Pre-norm blocks:
+is prepended and a learned position embedding added. The model is built for one input length (``input_frames``);
+``forward_tokens(x, pos_embed=...)`` runs any other length whose grid it is given a position embedding for
+(``resampled_pos_embed(frames)`` makes one). Pre-norm blocks:
 
     h = LN1(x);  x = x + mixer(h) + attn_parallel(h)
     h = LN2(x);  x = x + MLP(h)   + mlp_parallel(h)
@@ -140,6 +142,25 @@ class ASTBackbone(nn.Module):
     def num_patches(self) -> int:
         return self._grid[0] * self._grid[1]
 
+    def grid_for(self, n_frames: int) -> tuple[int, int]:
+        """(F', T') patch grid of an input of ``n_frames`` frames (and this model's mel bins)."""
+        try:
+            return self.patch_embed.grid_size(int(n_frames), self.num_mel_bins)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
+
+    def resampled_pos_embed(self, n_frames: int, shrink: Literal["crop", "interpolate"] = "crop") -> torch.Tensor:
+        """A detached copy of the position embedding resampled to the grid of ``n_frames`` input frames.
+
+        AST's convention (``models.pos_embed.resample_pos_embed``): prefix rows kept, each grid axis centre-cropped
+        when it shrinks and bilinearly interpolated when it grows. The model itself is left unchanged; pass the
+        result to ``forward_tokens(x, pos_embed=...)`` to run inputs of that length.
+        """
+        with torch.no_grad():
+            return resample_pos_embed(
+                self.pos_embed.detach(), self._grid, self.grid_for(n_frames), self.num_prefix_tokens, shrink
+            )
+
     def resize_pos_embed(self, new_frames: int, shrink: Literal["crop", "interpolate"] = "crop") -> None:
         """Switch the model to ``new_frames`` input frames, resampling the position embedding (prefix kept).
 
@@ -171,15 +192,39 @@ class ASTBackbone(nn.Module):
                 f"got shape {tuple(x.shape)}"
             )
 
-    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, F) fbank -> (B, P+N, D) final-normed tokens (prefix first, patches frequency-major)."""
-        self._check_input(x)
+    def _check_explicit(self, x: torch.Tensor, pos_embed: torch.Tensor) -> tuple[int, int]:
+        """Grid of ``x`` (any frame count) checked against an explicitly given position embedding."""
+        if x.ndim != 3 or x.shape[2] != self.num_mel_bins:
+            raise ModelError(
+                f"ASTBackbone expects input (batch, frames, {self.num_mel_bins} mel bins), got shape {tuple(x.shape)}"
+            )
+        grid = self.grid_for(x.shape[1])
+        rows = self.num_prefix_tokens + grid[0] * grid[1]
+        if pos_embed.ndim != 3 or pos_embed.shape[0] != 1 or tuple(pos_embed.shape[1:]) != (rows, self.embed_dim):
+            raise ModelError(
+                f"position embedding of shape {tuple(pos_embed.shape)} does not fit an input of {x.shape[1]} frames: "
+                f"its patch grid {grid} with {self.num_prefix_tokens} prefix token(s) needs (1, {rows}, {self.embed_dim})"
+            )
+        return grid
+
+    def forward_tokens(self, x: torch.Tensor, pos_embed: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, F) fbank -> (B, P+N, D) final-normed tokens (prefix first, patches frequency-major).
+
+        ``pos_embed=None``: the model's own position embedding, and ``x`` must have the configured
+        ``input_frames``. Given a ``(1, P + F'*T', D)`` position embedding, ``x`` may have any number of frames:
+        the grid (F', T') is derived from ``x``'s shape through the patch geometry and must match it.
+        """
+        if pos_embed is None:
+            self._check_input(x)
+            grid, pos_embed = self._grid, self.pos_embed
+        else:
+            grid = self._check_explicit(x, pos_embed)
         tokens = self.patch_embed(x)
         prefix = [self.cls_token] if self.dist_token is None else [self.cls_token, self.dist_token]
         prefix = torch.cat(prefix, dim=1).expand(tokens.shape[0], -1, -1)
-        x = torch.cat([prefix, tokens], dim=1) + self.pos_embed
+        x = torch.cat([prefix, tokens], dim=1) + pos_embed
         for block in self.blocks:
-            x = block(x, self._grid, self.num_prefix_tokens)
+            x = block(x, grid, self.num_prefix_tokens)
         return self.norm(x)
 
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -190,9 +235,9 @@ class ASTBackbone(nn.Module):
             return (tokens[:, 0] + tokens[:, 1]) / 2
         return tokens[:, self.num_prefix_tokens :].mean(dim=1)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, F) fbank -> (B, D) pooled features."""
-        return self.pool(self.forward_tokens(x))
+    def forward_features(self, x: torch.Tensor, pos_embed: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, F) fbank -> (B, D) pooled features (``pos_embed`` as in :meth:`forward_tokens`)."""
+        return self.pool(self.forward_tokens(x, pos_embed))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)

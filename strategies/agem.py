@@ -1,18 +1,36 @@
-"""A-GEM (Chaudhry et al. 2019) through Avalanche's ``AGEMPlugin``.
+"""A-GEM (Chaudhry et al. 2019, "Efficient Lifelong Learning with A-GEM", ICLR; sec. 4) through Avalanche's
+``AGEMPlugin``.
 
-Trains what fine-tuning trains. Before each step a reference gradient is computed on a sample of an episodic
+Trains what fine-tuning trains. Each step, a reference gradient g_ref is computed on a sample of an episodic
 memory (``patterns_per_exp`` random training samples kept per earlier task; ``sample_size`` drawn per step,
-balanced over tasks); if the current gradient conflicts with it (negative dot product) it is projected onto
-the half-space where the memory loss does not increase.
+balanced over tasks); if the current gradient g conflicts with it (g . g_ref < 0) it is replaced by
+g - (g . g_ref / g_ref . g_ref) g_ref (sec. 4), the gradient closest to g for which the average
+memory loss does not increase to first order.
+
+Avalanche 0.6's callback order (``avalanche/training/plugins/agem.py``): ``before_training_iteration`` draws the
+memory batch, runs forward/backward on it with the model in train mode, stores the flattened gradient of every
+parameter (zeros where ``p.grad`` is None) as ``reference_gradients`` and zeroes the gradients; the current batch's
+forward/backward follow; ``after_backward`` projects ``p.grad`` in place; the optimizer steps after
+``before_update``. A plugin earlier in the list sees, at ``after_backward``, the unprojected gradient and, at
+``before_update``, the projected one (the tests use this).
 
 Avalanche's plugin works with our multi-head model unchanged: memory samples keep their task label and go
 through their own task's head (our model routes each sample of a mixed batch to its head), and parameters
 without a gradient (earlier heads, frozen as in fine-tuning) count as zeros on both sides of the projection,
 so it acts on the shared weights, the only ones both gradients touch. The plugin is appended after the
-runner's so that its reference-gradient pass is not booked as data-loading time.
+runner's so that its reference-gradient pass is not booked as data-loading time. The memory holds the
+training datasets in their train mode, so memory samples get the same SpecAugment as current ones.
 
-Options: ``patterns_per_exp`` (memory per task, in samples), ``sample_size`` (memory samples per reference
-gradient, split evenly over the earlier tasks, so it must be at least the number of tasks minus one).
+Options and defaults:
+
+- ``patterns_per_exp`` = 100: memory per task, in samples. The paper's benchmarks keep a few to 25 samples per
+  class (the official code, facebookresearch/agem, ``SAMPLES_PER_CLASS``: 25 for MNIST, i.e. 250 per 10-class
+  task; 13 for split CIFAR, i.e. 65 per 5-class task); 100 is about 10 per class on our 10-class tasks, within
+  that range. It is a storage budget, set per preset (as replay's ``mem_size``), not a tuned hyperparameter.
+- ``sample_size`` = 64: memory samples per reference gradient, split evenly over the earlier tasks (so at least
+  the number of tasks minus one). The official code uses 256 (MNIST, CIFAR) and 128 (CUB, AWA)
+  (``EPS_MEM_BATCH_SIZE``) for a training batch of 10; 64 keeps the extra pass at a few training batches for a
+  transformer backbone. A deviation for compute: raise it where the budget allows.
 """
 from __future__ import annotations
 
@@ -30,6 +48,8 @@ class AGEM(CrossTaskState, Finetune):
     """Fine-tuning with A-GEM gradient projection."""
 
     state_objects = ("agem",)
+    #: memory batches mix tasks, so every task needs one input length (the runner checks)
+    mixes_task_inputs = True
     transient_state = ("buffer_dataloader", "buffer_dliter")
 
     def __init__(self, *, patterns_per_exp: int = 100, sample_size: int = 64, plugins=None, **kwargs) -> None:

@@ -23,11 +23,13 @@ keyword arguments from the method's ``strategy_options``.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 from avalanche.training.templates import SupervisedTemplate
+from avalanche.training.utils import ParamData
 from torch import nn
+from torch.utils.data import Dataset
 
 from models import TaskIncrementalModel
 
@@ -36,11 +38,47 @@ from .model_adapter import AvalancheTaskModel
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
+def state_nbytes(obj: Any, seen: Optional[set] = None) -> int:
+    """Bytes of the tensors and stored samples in a strategy's cross-task state (each tensor counted once).
+
+    Tensors count their elements; Avalanche's ``ParamData`` its tensor; a dataset held as a memory (replay's and
+    A-GEM's buffers) counts its samples at the size of its first sample's input, since a deployed method stores
+    those samples; containers and plain objects are walked.
+    """
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        return obj.nelement() * obj.element_size()
+    if isinstance(obj, ParamData):
+        return state_nbytes(obj.data, seen)
+    if isinstance(obj, Dataset):
+        n = len(obj)  # type: ignore[arg-type]
+        if n == 0:
+            return 0
+        x = obj[0][0]
+        return n * (x.nelement() * x.element_size() if isinstance(x, torch.Tensor) else 0)
+    if isinstance(obj, dict):
+        return sum(state_nbytes(v, seen) for v in obj.values())
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return sum(state_nbytes(v, seen) for v in obj)
+    if hasattr(obj, "__dict__") and not isinstance(obj, (type, nn.Module)):
+        return state_nbytes(vars(obj), seen)
+    return 0
+
+
 class TICLStrategy(SupervisedTemplate):
     """A task-incremental strategy: per-task heads, known task id, a fresh optimizer per task."""
 
     #: set by :func:`strategies.registry.register_strategy`
     strategy_name: str = ""
+    #: False for a strategy that is not trained task by task (joint trains once, at the end): its accuracy matrix
+    #: then has no "just after training task j" entries, so plasticity, forgetting and BWT are not reported
+    trained_task_by_task: bool = True
+    #: True for a strategy whose training batches mix tasks (replay, A-GEM, cumulative, joint) or that runs earlier
+    #: heads on the current task's inputs (LwF): every task must then have one input length, which the runner checks
+    mixes_task_inputs: bool = False
 
     def __init__(
         self,
@@ -107,6 +145,12 @@ class TICLStrategy(SupervisedTemplate):
         """Restore :meth:`cl_state` on ``--resume``; ``trained_tasks`` are the tasks the checkpoint finished."""
         if "clock" in state:
             vars(self.clock).update(state["clock"])
+
+    def method_state_bytes(self) -> int:
+        """Storage the method keeps besides the model (importances, anchors, memories): the task-specific storage
+        column of the tables adds it to the per-task parameters. Default: :func:`state_nbytes` of
+        :meth:`cl_state`, Avalanche's clock left out."""
+        return state_nbytes({k: v for k, v in self.cl_state().items() if k != "clock"})
 
     # --------------------------------------------------------------------------------- Avalanche plumbing
     def check_model_and_optimizer(self, reset_optimizer_state: bool = False, **kwargs) -> None:

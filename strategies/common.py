@@ -4,7 +4,9 @@ Why plugin order matters: Avalanche calls plugins in list order, and the runner'
 :class:`strategies.plugins.BestValidationPlugin`, which restores the selected epoch in ``after_training_exp``)
 must run *before* a baseline's own plugin. Otherwise EWC would anchor its penalty, and SI its importances, to
 the last epoch's weights rather than to the weights the runner actually keeps, and A-GEM's reference-gradient
-pass would be booked as data-loading time by :class:`strategies.plugins.DataTimePlugin`. Hence
+pass would be booked as data-loading time by :class:`strategies.plugins.DataTimePlugin`. SI also reads, at each
+epoch end, whether that plugin has just recorded a new best epoch (to keep the path integral of the kept weights),
+which needs it to have run first; SI checks the order and refuses the opposite one. Hence
 :func:`after_runner_plugins` appends, rather than prepends, a strategy's own plugins.
 
 Why :class:`CrossTaskState`: EWC/SI importances and the replay and A-GEM memories live in plugins, not in the

@@ -21,20 +21,67 @@ from the initial weights, on the union of all ``T`` training sets. Consequences:
 - it is resume-safe: nothing trains before the last call, and the training sets come from the experience's
   origin stream, not from state kept between calls.
 
-Epoch selection (``train.select_on_val``) is the runner's: on the current (last) task's validation split.
+**Sampling: every sample of the union once per epoch.** What "cumulative" and "joint" mean (plain training on
+the union of the tasks' data, e.g. the upper bounds of Lopez-Paz & Ranzato 2017 and of Chaudhry et al. 2019)
+is one ordinary shuffled pass over the union per epoch. Avalanche 0.6's default training loader for
+task-labelled data is instead a ``TaskBalancedDataLoader`` with oversampling: each mini-batch takes
+``batch // n_tasks`` samples of every task and an epoch lasts as long as the largest task, so smaller tasks are
+repeated (at batch 8 over 5 equal tasks, tasks 0-2 get 2 samples a batch and are seen twice per epoch) and it
+asserts ``batch >= n_tasks``. Here both strategies build a plain ``DataLoader(shuffle=True)`` over the adapted
+dataset (so ``train.max_batches``' subset, which replaces ``adapted_dataset``, is respected), drawing its order
+from torch's global RNG exactly as Avalanche's loaders do, so a run stays deterministic under the runner's seed.
+Any number of tasks works with any batch size. Option ``task_balanced: true`` restores Avalanche's
+task-balanced, oversampling loader.
+
+Epoch selection (``train.select_on_val``) is the runner's, on the mean validation accuracy over every task seen
+so far (``validates_on_seen_tasks``): both strategies train on all of them, so both are judged on all of them.
+
+Options: ``task_balanced`` (default ``false``: one plain shuffled pass over the union per epoch).
 """
 from __future__ import annotations
 
+from avalanche.benchmarks.utils.data_loader import collate_from_data_or_kwargs
 from avalanche.benchmarks.utils.utils import concat_datasets
+from torch.utils.data import DataLoader
 
 from .base import TICLStrategy
 from .common import stream_datasets
 from .registry import register_strategy
 
 
+class _UnionTraining(TICLStrategy):
+    """Shared by cumulative and joint: training on a union of tasks with a plain (or task-balanced) loader."""
+
+    #: trained on every task seen so far, so judged (epoch selection) on all of their validation splits
+    validates_on_seen_tasks = True
+    #: its batches mix tasks, so every task needs one input length (the runner checks)
+    mixes_task_inputs = True
+
+    def __init__(self, *, task_balanced: bool = False, **kwargs) -> None:
+        self.task_balanced = bool(task_balanced)
+        super().__init__(**kwargs)
+
+    def make_train_dataloader(
+        self, num_workers=0, shuffle=True, pin_memory=None, persistent_workers=False, drop_last=False, **kwargs
+    ) -> None:
+        """Every sample of ``adapted_dataset`` exactly once per epoch, in a fresh random order each epoch."""
+        if self.task_balanced:
+            super().make_train_dataloader(
+                num_workers=num_workers, shuffle=shuffle, pin_memory=pin_memory,
+                persistent_workers=persistent_workers, drop_last=drop_last, **kwargs,
+            )
+            return
+        args = self._obtain_common_dataloader_parameters(
+            batch_size=self.train_mb_size, num_workers=num_workers, shuffle=shuffle, pin_memory=pin_memory,
+            persistent_workers=persistent_workers, drop_last=drop_last,
+        )
+        collate_from_data_or_kwargs(self.adapted_dataset, args)
+        self.dataloader = DataLoader(self.adapted_dataset, **args)
+
+
 @register_strategy("cumulative")
-class Cumulative(TICLStrategy):
-    """At each task, train on the union of all training sets seen so far."""
+class Cumulative(_UnionTraining):
+    """At each task, train on the union of all training sets seen so far, each sample once per epoch."""
 
     def train_dataset_adaptation(self, **kwargs) -> None:
         datasets = stream_datasets(self.experience, upto=self.experience.current_experience)
@@ -42,11 +89,11 @@ class Cumulative(TICLStrategy):
 
 
 @register_strategy("joint")
-class Joint(TICLStrategy):
+class Joint(_UnionTraining):
     """Deferred joint training: nothing until the last task, then all tasks at once (module docstring)."""
 
-    #: an upper bound over all tasks picks its epoch on all tasks' validation splits, not only the last one's
-    validates_on_seen_tasks = True
+    #: trains once, at the last call: no plasticity, forgetting or BWT (its earlier rows are untrained)
+    trained_task_by_task = False
 
     def _is_last(self) -> bool:
         return self.experience.current_experience == len(self.experience.origin_stream) - 1

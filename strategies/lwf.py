@@ -38,8 +38,9 @@ from .registry import register_strategy
 
 
 def head_outputs(net: TaskIncrementalModel, x: torch.Tensor, tasks: list[int]) -> dict[int, torch.Tensor]:
-    """``{t: logits of head t on x}``; one backbone pass for all heads unless PET modules are per task."""
-    if net.pet is None:
+    """``{t: logits of head t on x}``; one backbone pass for all heads unless the features are task-specific (PET
+    modules, per-task position embeddings)."""
+    if not net.task_specific_features:
         features = net.backbone.forward_features(x)
         return {t: net.heads[str(t)](features) for t in tasks}
     return {t: net.forward_task(x, t) for t in tasks}
@@ -116,7 +117,14 @@ class MultiHeadLwFPlugin(LwFPlugin):
 
 @register_strategy("lwf")
 class LwF(Finetune):
-    """Fine-tuning + LwF distillation on every earlier task's head."""
+    """Fine-tuning + LwF distillation on every earlier task's head.
+
+    Defaults from Li & Hoiem ("Learning without Forgetting", TPAMI 2017, Sec. 3): temperature T = 2 and loss
+    weight lambda_o = 1 (``alpha``); ``alpha`` is searched in the baseline presets.
+    """
+
+    #: earlier heads run on the current task's inputs, so every task needs the same input length
+    mixes_task_inputs = True
 
     def __init__(self, *, alpha: float | list[float] = 1.0, temperature: float = 2.0, plugins=None, **kwargs) -> None:
         self.lwf_plugin = MultiHeadLwFPlugin(alpha=alpha, temperature=float(temperature))
@@ -124,9 +132,9 @@ class LwF(Finetune):
         super().__init__(plugins=after_runner_plugins(plugins, self.lwf_plugin), **kwargs)
 
     def forward(self):
-        # Without a PET method the features do not depend on the task, so one backbone pass serves both the
+        # Without task-specific features (PET modules, per-task position embeddings) one backbone pass serves both the
         # current head's cross-entropy and the distilled earlier heads (training batches hold one task).
-        if self.is_training and self.net.pet is None:
+        if self.is_training and not self.net.task_specific_features:
             self.mb_features = self.net.backbone.forward_features(self.mb_x)
             return self.net.heads[str(self.current_task)](self.mb_features)
         self.mb_features = None

@@ -62,9 +62,15 @@ class TaskClassBalancedBuffer(ClassBalancedBuffer):
 
 @register_strategy("replay")
 class Replay(CrossTaskState, TICLStrategy):
-    """Fine-tuning on the current task plus replay of a (task, class)-balanced memory of earlier tasks."""
+    """Fine-tuning on the current task plus replay of a (task, class)-balanced memory of earlier tasks.
+
+    Experience replay as in Chaudhry et al., "On Tiny Episodic Memories in Continual Learning" (2019, Sec. 3): each
+    step trains on a current batch joined by a memory batch of the same size (``batch_size_mem`` defaults to the
+    training batch). ``mem_size`` is a storage budget, set per preset, not a tuned hyperparameter.
+    """
 
     state_objects = ("buffer",)
+    mixes_task_inputs = True
 
     def __init__(
         self,

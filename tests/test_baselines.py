@@ -47,33 +47,47 @@ def _net(pet=False):
     return TaskIncrementalModel(backbone, create_pet("convpass", dim_first_task=4, dim=4) if pet else None)
 
 
-def _strategy(name, net, bm, plugins=(), **options):
+def _strategy(name, net, bm, plugins=(), train_mb_size=4, train_epochs=1, lr=1e-3, **options):
     validation = BestValidationPlugin([e.dataset.eval() for e in bm.valid_stream], batch_size=8)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No loggers specified")
         evaluator = EvaluationPlugin(accuracy_metrics(experience=True), loggers=[])
     return get_strategy(name)(
-        model=net, optimizer_factory=make_optimizer_factory("adam", 1e-3, 0.0, 0.9), train_mb_size=4, train_epochs=1,
-        eval_mb_size=8, device="cpu", plugins=[validation, *plugins], evaluator=evaluator, **options,
+        model=net, optimizer_factory=make_optimizer_factory("adam", lr, 0.0, 0.9), train_mb_size=train_mb_size,
+        train_epochs=train_epochs, eval_mb_size=8, device="cpu", plugins=[validation, *plugins], evaluator=evaluator,
+        **options,
     )
 
 
 def _run(name, pet=False, plugins=(), **options):
     """Train task by task as the runner does, check the accuracy rows R[i][j] (j <= i); return (strategy, net).
 
-    Every test below goes through here, so each one also checks that its strategy trains and evaluates."""
+    Every test below goes through here, so each one also checks that its strategy trains (its trainable
+    parameters change on every task it trains on; joint trains on the last call only) and that Avalanche's
+    accuracy for each seen task is the suite's own evaluation of the same test set."""
     torch.manual_seed(0)
     tasks = _tasks()
     bm = make_benchmark(tasks)
     net = _net(pet)
-    strategy = _strategy(name, net, bm, plugins, **options)
+    before = {}  # the weights once the task's head/PET modules exist, before any update
+
+    def snapshot(strategy):
+        before.clear()
+        before.update({k: v.clone() for k, v in net.state_dict().items()})
+
+    strategy = _strategy(name, net, bm, [_Hook("before_training_exp", snapshot), *plugins], **options)
     R = []
     for i in range(len(tasks)):
         strategy.train(bm.train_stream[i])
+        changed = [k for k, v in net.state_dict().items() if not torch.equal(v, before[k])]
+        trains_now = name != "joint" or i == len(tasks) - 1
+        assert bool(changed) == trains_now, (name, i, changed)
         res = strategy.eval(bm.test_stream[: i + 1])
         R.append([res[f"Top1_Acc_Exp/eval_phase/test_stream/Task{j:03d}/Exp{j:03d}"] for j in range(i + 1)])
+        for j in range(i + 1):
+            own = evaluate_accuracy(strategy.model, bm.test_stream[j].dataset.eval(), 8, "cpu")[0]
+            assert R[i][j] == pytest.approx(own, abs=1e-9), (name, i, j)
     assert [len(row) for row in R] == [1, 2, 3]
-    assert all(0.0 <= v <= 1.0 for row in R for v in row)
     assert net.task_ids == [0, 1, 2] and strategy.strategy_name == name
     return strategy, net
 
@@ -89,7 +103,7 @@ class _Hook(SupervisedPlugin):
 # strategies (and PET compositions) that no property test below runs already
 BASELINES = [
     ("online_ewc", True, {"ewc_lambda": 10.0, "decay_factor": 0.5}),  # PET: new params mid-order (the fix)
-    ("si", False, {"si_lambda": 1.0, "eps": 1e-7}),
+    ("si", False, {"si_lambda": 1.0, "eps": 0.1}),
     ("replay", True, {"mem_size": 10, "task_balanced_dataloader": True}),
 ]
 
@@ -193,20 +207,93 @@ def test_lwf_distillation_is_zero_when_the_student_equals_the_teacher():
     assert losses == [pytest.approx(0.0, abs=1e-7)]
 
 
-def test_agem_projected_gradient_never_conflicts_with_the_memory():
-    dots = []
+def _flat_grad(model):
+    """Every parameter's gradient, flattened in ``named_parameters`` order with zeros for None (A-GEM's layout)."""
+    return torch.cat([
+        p.grad.detach().reshape(-1) if p.grad is not None else torch.zeros(p.numel()) for p in model.parameters()
+    ])
 
-    def check(strategy):
-        if strategy.current_task == 0:
+
+def _memory_loss(model, batch, direction=None, step=0.0):
+    """Cross-entropy on the memory batch A-GEM used, in float64, at the weights moved by ``-step * direction``."""
+    moved = copy.deepcopy(model).double()
+    if direction is not None:
+        with torch.no_grad():
+            offset = 0
+            for p in moved.parameters():
+                p -= step * direction[offset : offset + p.numel()].view_as(p).double()
+                offset += p.numel()
+    x, y, t = batch[0], batch[1], batch[-1]
+    moved.train()  # A-GEM computes its reference gradient in train mode
+    return float(torch.nn.functional.cross_entropy(moved(x.double(), t), y))
+
+
+def test_agem_projects_conflicting_gradients_so_that_the_memory_loss_does_not_rise():
+    """Task 1 has task 0's clips with the opposite labels, and its head starts as a copy of task 0's: the current
+    gradient then surely conflicts with the memory's. When it does (g . g_ref < 0 before the projection), the
+    projected gradient has g . g_ref >= 0, and a tiny step along -g_proj leaves the memory loss unchanged to first
+    order, whereas the same step along -g raises it."""
+    clips = torch.randn(N, 32, 128, generator=torch.Generator().manual_seed(3))
+    labels = torch.arange(N) % 2
+    tasks = [
+        TaskData(i, f"t{i}", "random", ["0", "1"],
+                 {s: FeatureSplit(clips.clone(), lab.clone()) for s in ("train", "val", "test")}, 0.0, 1.0, 0, 0)
+        for i, lab in enumerate((labels, 1 - labels))
+    ]
+    bm = make_benchmark(tasks)
+    torch.manual_seed(0)
+    net = _net()
+    state = {"conflicts": 0, "checked": 0, "steps": 0}
+
+    def copy_head(strategy):
+        if strategy.current_task == 1 and strategy.clock.train_exp_epochs == 0:
+            with torch.no_grad():
+                for dst, src in zip(net.heads["1"].parameters(), net.heads["0"].parameters()):
+                    dst.copy_(src)
+
+    def before_projection(strategy):  # runs before AGEMPlugin.after_backward: the raw gradient
+        if strategy.current_task == 1:
+            state["g"] = _flat_grad(strategy.model)
+            state["dot"] = float(torch.dot(state["g"], strategy.agem.reference_gradients))
+
+    def after_projection(strategy):  # before_update: AGEMPlugin.after_backward has projected p.grad in place
+        if strategy.current_task != 1:
             return
-        grads = torch.cat([
-            p.grad.view(-1) if p.grad is not None else torch.zeros(p.numel()) for p in strategy.model.parameters()
-        ])
-        dots.append(float(torch.dot(grads, strategy.agem.reference_gradients)))
+        state["steps"] += 1
+        g, g_ref = state["g"], strategy.agem.reference_gradients
+        g_proj = _flat_grad(strategy.model)
+        scale = float(g.norm() * g_ref.norm())
+        assert float(torch.dot(g_proj, g_ref)) >= -1e-5 * scale
+        if state["dot"] >= 0:
+            assert torch.equal(g_proj, g)  # no conflict, no change
+            return
+        state["conflicts"] += 1
+        expected = g - torch.dot(g, g_ref) / torch.dot(g_ref, g_ref) * g_ref
+        torch.testing.assert_close(g_proj, expected, rtol=1e-5, atol=1e-7)
+        eps = 1e-6
+        base = _memory_loss(strategy.model, state["memory"])
+        rise_raw = _memory_loss(strategy.model, state["memory"], g / g.norm(), eps) - base
+        rise_proj = _memory_loss(strategy.model, state["memory"], g_proj / g_proj.norm(), eps) - base
+        assert rise_raw > 0  # the unprojected step would increase the memory loss
+        assert rise_proj <= 1e-3 * rise_raw, (rise_proj, rise_raw)
+        state["checked"] += 1
 
-    strategy, _ = _run("agem", plugins=[_Hook("before_update", check)], patterns_per_exp=4, sample_size=4)
-    assert len(strategy.agem.buffers) == 3 and all(len(b) == 4 for b in strategy.agem.buffers)
-    assert dots and all(d >= -1e-6 for d in dots)
+    hooks = [
+        _Hook("before_training_epoch", copy_head), _Hook("after_backward", before_projection),
+        _Hook("before_update", after_projection),
+    ]
+    strategy = _strategy("agem", net, bm, hooks, train_mb_size=N, train_epochs=3, patterns_per_exp=N, sample_size=N)
+    sample = strategy.agem.sample_from_memory
+
+    def recorded():  # the memory batch each reference gradient is computed on
+        state["memory"] = sample()
+        return state["memory"]
+
+    strategy.agem.sample_from_memory = recorded
+    for experience in bm.train_stream:
+        strategy.train(experience)
+    assert len(strategy.agem.buffers) == 2 and all(len(b) == N for b in strategy.agem.buffers)
+    assert state["steps"] == 3 and state["conflicts"] >= 1 and state["checked"] == state["conflicts"]
 
 
 def test_cumulative_trains_on_all_tasks_so_far_and_joint_only_once_on_everything():

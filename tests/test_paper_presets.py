@@ -52,6 +52,17 @@ def test_smoke_variant_shrinks_the_preset_but_keeps_its_protocol() -> None:
         load_config("esc50-cpu", smoke=True)
 
 
+def test_aicl_paper_keeps_each_datasets_input_length(paper_root: Path) -> None:
+    from benchmark.scenarios import build_tasks, model_frames, task_frames
+
+    for smoke in (False, True):
+        cfg = load_config("aicl-paper", smoke=smoke, overrides=[f"data.root={paper_root}"])
+        assert cfg.features.target_frames is None and cfg.model.per_task_pos_embed is True
+    tasks, _ = build_tasks(cfg, progress=False)
+    assert task_frames(tasks) == {0: 128, 1: 512, 2: 400}  # Speech Commands, ESC-50, UrbanSound8K (AVE's fallback)
+    assert model_frames(tasks) == 512
+
+
 def test_aicl_paper_smoke_falls_back_to_urbansound8k_without_ave(paper_root: Path, tmp_path: Path) -> None:
     summaries = _smoke("aicl-paper", paper_root, tmp_path / "run")
     for name, summary in summaries.items():
@@ -60,6 +71,9 @@ def test_aicl_paper_smoke_falls_back_to_urbansound8k_without_ave(paper_root: Pat
         assert [t["n_test"] for t in summary["tasks"]][1] == 3
         # each dataset trains with its own epoch count (AI-CL: 5, 20, 15)
         assert [len(p["val_accuracy"]) for p in summary["per_task"]] == [5, 20, 15], name
+        # ... and at its own input length, not padded to the longest (AI-CL); 16x16 patches, stride 16 here
+        assert [t["input_frames"] for t in summary["tasks"]] == [128, 512, 400], name
+        assert [p["tokens"] for p in summary["per_task"]] == [1 + 8 * 8, 1 + 8 * 32, 1 + 8 * 25], name
     assert summaries["aicl-gsa"]["avg_forgetting"] == 0.0
 
 

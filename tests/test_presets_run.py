@@ -10,6 +10,8 @@ TINY = [
     "model.embed_dim=32", "model.depth=1", "model.num_heads=2",
     "model.upstream.epochs=1", "model.upstream.clips_per_class=6",
     "train.epochs=1", "train.batch_size=8",
+    # the declared search runs, one trial a method on the first task (the tuning tests cover the protocol itself)
+    "tuning.budget=1", "tuning.tasks=1",
 ]
 
 
@@ -66,7 +68,10 @@ def test_baselines_preset_runs_every_strategy(tmp_path):
     from benchmark.config import load_config
 
     names = [m.name for m in load_config("baselines-esc50-cpu").methods]
-    assert len(names) == 11
+    assert len(names) == 12 and "aicl-fta" in names
     for name in names:
         summary = json.loads((out / name / "summary.json").read_text())
-        assert all(0.0 <= v <= 1.0 for row in summary["accuracy_matrix"] for v in row), name
+        assert summary["hyperparameters"]["source"] == "search", name
+        assert (out / "tuning" / name / "search.json").is_file(), name
+        for i, row in enumerate(summary["accuracy_matrix"]):
+            assert row == [c.count("1") / len(c) for c in summary["correct"][i]], name

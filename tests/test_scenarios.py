@@ -33,7 +33,7 @@ CLASSES = [f"c{i}" for i in range(10)]
 
 
 def test_seeded_split_is_a_partition_and_depends_on_the_seed():
-    scenario = ScenarioConfig(n_tasks=5, classes_per_task=2, class_order="seeded")
+    scenario = ScenarioConfig(n_tasks=5, classes_per_task=2, class_order="seeded", order_seed=None)
     plan0 = plan_class_split(FakeSource(CLASSES), scenario, seed=0)
     plan1 = plan_class_split(FakeSource(CLASSES), scenario, seed=1)
     assert len(plan0) == 5 and all(len(classes) == 2 for _, classes in plan0)

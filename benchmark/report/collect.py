@@ -1,9 +1,13 @@
 """Load finished run folders (single- or multi-seed) into pandas DataFrames for tables and plots.
 
 A run folder is what ``ticl run`` writes: one subfolder per method holding ``summary.json`` (single seed), or
-``seed<N>/summary.json`` per seed plus an aggregate ``summary.json`` (``--seeds``). The runner writes
-``summary.json`` last, so a method folder without it is unfinished: loading refuses it, naming the folder,
-rather than returning a partial table that would look complete.
+``seed<N>/summary.json`` per seed plus a :class:`~benchmark.summary.SeedsSummary` at ``<method>/summary.json``
+(``--seeds``). The runner writes ``summary.json`` last, so a method folder without it is unfinished: loading
+refuses it, naming the folder, rather than returning a partial table that would look complete. Summaries are read
+through :mod:`benchmark.summary` (one schema; another schema version is refused, naming the file).
+
+This module is the one aggregation path: means, sample stds and bootstrap intervals over seeds are computed here
+(``method_frame``), for ``table.md`` (written by the runner) and ``ticl table`` alike.
 """
 from __future__ import annotations
 
@@ -11,20 +15,35 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
 import yaml
 
+from .. import metrics as M
 from ..errors import TICLError
+from ..summary import SCHEMA_VERSION, RunSummary, SeedsSummary, load_summary, seed_summaries
 
 SUMMARY = "summary.json"
+#: where the runner keeps a method's hyperparameter search (``benchmark.tuning``)
+TUNING = "tuning"
+SEARCH_FILE = "search.json"
+#: folders of a run folder that are never method folders
+NOT_METHODS = frozenset({TUNING, "plots"})
 #: parameters are stored as fp32 (the runner trains and saves in fp32)
 BYTES_PER_PARAM = 4
 #: strategies that are reference points, not continual learners: shown, never ranked as "best"
-#: (``joint`` trains once on every task at the end, so its forgetting and BWT are artefacts of that schedule)
+#: (``joint`` trains once on every task at the end: its forgetting, BWT and plasticity are not measured)
 UNRANKED_STRATEGIES = frozenset({"joint"})
+#: the headline metrics with a bootstrap interval (``<metric>_lo`` / ``<metric>_hi`` columns)
+CI_METRICS = ("avg_accuracy", "avg_forgetting", "plasticity", "bwt")
+#: the bootstrap behind every table: fixed, so a table is reproducible to the digit
+N_BOOT = 2000
+CI_LEVEL = 0.95
+BOOT_SEED = 0
+
+Summary = Union[RunSummary, SeedsSummary]
 
 
 class UnfinishedRunError(TICLError):
@@ -38,18 +57,28 @@ class MethodRun:
     label: str
     run_dir: Path
     folder: Path
-    summary: dict
-    seeds: tuple[dict, ...]
+    summary: Summary
+    seeds: tuple[RunSummary, ...]
 
     @property
     def name(self) -> str:
-        return self.summary["method"]
+        return self.summary.method
+
+    @property
+    def strategy(self) -> str:
+        return self.summary.strategy
+
+
+def trained_task_by_task(summary: RunSummary) -> bool:
+    """Whether R[i][j] for i < T-1 are measurements: False for a strategy trained once at the end (joint), whose
+    summary leaves plasticity, forgetting and BWT as None."""
+    return summary.plasticity is not None
 
 
 # --------------------------------------------------------------------------------------- finding folders
 def _looks_like_method_folder(path: Path) -> bool:
     """What the runner leaves in a method folder, finished or not (so unfinished ones are found too)."""
-    return path.is_dir() and not path.name.startswith(".") and (
+    return path.is_dir() and not path.name.startswith(".") and path.name not in NOT_METHODS and (
         (path / SUMMARY).is_file()
         or (path / "config.yaml").is_file()
         or (path / "checkpoints").is_dir()
@@ -82,17 +111,22 @@ def _run_config(run_dir: Path) -> dict:
         raise TICLError(f"{path}: not valid YAML ({exc})") from None
 
 
-def method_folders(run_dir: Path) -> list[Path]:
-    """The finished method folders of a run folder, in the run's method order.
+def read_summary(path: Path) -> Summary:
+    """A ``summary.json`` of either kind, refusing another schema version (the error names the file)."""
+    summary = load_summary(path)
+    version = getattr(summary, "schema_version", None)
+    if version != SCHEMA_VERSION:  # SeedsSummary's own version (its seeds' are checked by load_summary)
+        raise TICLError(f"{path}: summary schema version {version!r}, this suite reads version {SCHEMA_VERSION}")
+    return summary
 
-    ``run_dir`` may also be one method folder (or one ``seed<N>`` folder) with its own ``summary.json``.
-    Raises UnfinishedRunError if any method, or any method the run's ``config.yaml`` names, has no summary.
-    """
+
+def _method_summaries(run_dir: Path) -> list[tuple[Path, Summary]]:
+    """(folder, summary) of every method of a run folder, in the run's method order (see ``method_folders``)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise TICLError(f"{run_dir}: no such run folder")
     if (run_dir / SUMMARY).is_file():
-        return [run_dir]
+        return [(run_dir, read_summary(run_dir / SUMMARY))]
     if (run_dir / "checkpoints").is_dir():
         raise _unfinished(run_dir)
     found = {p.name: p for p in sorted(run_dir.iterdir()) if _looks_like_method_folder(p)}
@@ -108,32 +142,26 @@ def method_folders(run_dir: Path) -> list[Path]:
             )
         if not (found[name] / SUMMARY).is_file():
             raise _unfinished(found[name])
-        ordered.append(found[name])
+        ordered.append((found[name], read_summary(found[name] / SUMMARY)))
     seeds = config.get("seeds")
     if seeds:
-        for folder in ordered:
-            done = _read_json(folder / SUMMARY).get("seeds")
-            if done is not None and list(done) != list(seeds):
+        for folder, summary in ordered:
+            done = [s.seed for s in seed_summaries(summary)]
+            if done != list(seeds):
                 raise UnfinishedRunError(
-                    f"{folder}: {SUMMARY} covers seeds {done}, but the run's config.yaml asks for {seeds}; "
+                    f"{folder}: {SUMMARY} covers seeds {done}, but the run's config.yaml asks for {list(seeds)}; "
                     "the run is unfinished"
                 )
     return ordered
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise TICLError(f"{path}: not valid JSON ({exc})") from None
+def method_folders(run_dir: Path) -> list[Path]:
+    """The finished method folders of a run folder, in the run's method order.
 
-
-def _seed_summaries(folder: Path, summary: dict) -> tuple[dict, ...]:
-    if "per_seed" in summary:
-        return tuple(summary["per_seed"])
-    if "seeds" in summary and len(summary["seeds"]) > 1:  # an aggregate without its per-seed copies
-        return tuple(_read_json(folder / f"seed{s}" / SUMMARY) for s in summary["seeds"])
-    return (summary,)
+    ``run_dir`` may also be one method folder (or one ``seed<N>`` folder) with its own ``summary.json``.
+    Raises UnfinishedRunError if any method, or any method the run's ``config.yaml`` names, has no summary.
+    """
+    return [folder for folder, _ in _method_summaries(run_dir)]
 
 
 def _short_names(paths: Sequence[Path]) -> dict[Path, str]:
@@ -161,22 +189,22 @@ def load_runs(run_dirs: Iterable[Path]) -> list[MethodRun]:
     run_dirs = [Path(d) for d in run_dirs]
     if not run_dirs:
         raise TICLError("no run folder given")
-    loaded: list[tuple[Path, Path, dict]] = []
+    loaded: list[tuple[Path, Path, Summary]] = []
     for run_dir in run_dirs:
-        for folder in method_folders(run_dir):
-            loaded.append((_run_folder(run_dir, folder), folder, _read_json(folder / SUMMARY)))
+        for folder, summary in _method_summaries(run_dir):
+            loaded.append((_run_folder(run_dir, folder), folder, summary))
     # where each method comes from: its run folder, plus the seed folder when one run's seeds are given apart
-    pairs = [(s["method"], run) for run, _, s in loaded]
-    where = [run / folder.name if pairs.count((s["method"], run)) > 1 else run for run, folder, s in loaded]
+    pairs = [(s.method, run) for run, _, s in loaded]
+    where = [run / folder.name if pairs.count((s.method, run)) > 1 else run for run, folder, s in loaded]
     by_name: dict[str, list[Path]] = {}
     for (name, _), w in zip(pairs, where):
         by_name.setdefault(name, []).append(w)
     runs = []
     for (run, folder, summary), w in zip(loaded, where):
-        label = summary["method"]
+        label = summary.method
         if len(by_name[label]) > 1:
             label = f"{label} ({_short_names(by_name[label])[w]})"
-        runs.append(MethodRun(label, run, folder, summary, _seed_summaries(folder, summary)))
+        runs.append(MethodRun(label, run, folder, summary, tuple(seed_summaries(summary))))
     labels = [r.label for r in runs]
     if len(set(labels)) != len(labels):
         dup = sorted({x for x in labels if labels.count(x) > 1})
@@ -184,78 +212,211 @@ def load_runs(run_dirs: Iterable[Path]) -> list[MethodRun]:
     return runs
 
 
+# ---------------------------------------------------------------------------------------- provenance
+def source_version(summary: RunSummary) -> str:
+    """The commit a seed ran from, ``+dirty`` appended when the tree had local changes."""
+    commit = summary.environment.git_commit or "unknown"
+    dirty = summary.environment.dirty or commit.endswith("+dirty")
+    return commit.removesuffix("+dirty") + ("+dirty" if dirty else "")
+
+
+def short_commit(version: str) -> str:
+    """``0123456789ab...+dirty`` -> ``0123456+dirty`` (what is not a hash is kept as it is)."""
+    base = version.removesuffix("+dirty")
+    short = base[:7] if re.fullmatch(r"[0-9a-f]{8,40}", base) else base
+    return short + version[len(base):]
+
+
+def search_record(run: MethodRun) -> Optional[dict]:
+    """The method's hyperparameter search: ``<run>/tuning/<method>/search.json`` if present, else the ``search``
+    record the runner keeps in the summary's ``hyperparameters``, else None."""
+    path = run.run_dir / TUNING / run.name / SEARCH_FILE
+    if path.is_file():
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise TICLError(f"{path}: not valid JSON ({exc})") from None
+        if not isinstance(record, dict):
+            raise TICLError(f"{path}: expected a JSON object")
+        return record
+    for s in run.seeds:
+        record = (s.hyperparameters or {}).get("search")
+        if isinstance(record, dict):
+            return record
+    return None
+
+
+def hyperparameter_source(run: MethodRun) -> str:
+    """``search`` if any seed used searched values, else the seeds' common source (``config`` by default)."""
+    sources = {str((s.hyperparameters or {}).get("source") or "config") for s in run.seeds}
+    if "search" in sources:
+        return "search"
+    return sources.pop() if len(sources) == 1 else "/".join(sorted(sources))
+
+
+CONFIG_NOTE = "values from the config, not searched"
+
+
+def _value(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+
+
+def hyperparameter_note(run: MethodRun) -> str:
+    """Where a method's hyperparameters came from: for searched values the protocol, the trials and the chosen
+    values (and any chosen value its summaries contradict); else "values from the config, not searched"."""
+    source = hyperparameter_source(run)
+    if source == "config":
+        return CONFIG_NOTE
+    if source == "search trial":
+        return "the values of one search trial, evaluated on validation data (not a reported run)"
+    if source != "search":
+        return f"of source '{source}'"
+    record = search_record(run)
+    if record is None:
+        return (f"searched, but neither {TUNING}/{run.name}/{SEARCH_FILE} nor its summary keeps the search record; "
+                "the values used: " + ", ".join(f"{k}={_value(v)}" for k, v in
+                                                  (run.seeds[0].hyperparameters.get("train") or {}).items()))
+    protocol = str(record.get("protocol", "unknown"))
+    if protocol == "first_tasks" and record.get("first_tasks"):
+        protocol += f", the first {record['first_tasks']} tasks"
+    elif protocol == "full":
+        protocol += ", every task"
+    parts = [f"protocol {protocol}"]
+    trials = record.get("trials")
+    n = len(trials) if isinstance(trials, list) else record.get("n_trials")
+    if n is not None:
+        parts.append(f"{n} trials" + (f" (budget {record['budget']})" if record.get("budget") is not None else ""))
+    if record.get("metric"):
+        parts.append(f"score: {record['metric']}")
+    chosen = record.get("chosen") or {}
+    text = f"searched on validation data ({'; '.join(parts)}); chosen: " + (
+        ", ".join(f"{k}={_value(v)}" for k, v in chosen.items()) or "nothing")
+    differ = []
+    for key, value in chosen.items():
+        for s in run.seeds:
+            try:
+                used = lookup(s.hyperparameters or {}, key)
+            except KeyError:
+                continue
+            if used != value:
+                differ.append(f"seed {s.seed} used {key}={_value(used)}")
+    if differ:
+        text += " (but " + ", ".join(dict.fromkeys(differ)) + ")"
+    return text
+
+
+def lookup(hyperparameters: dict, dotted: str) -> Any:
+    """``train.lr`` -> hyperparameters["train"]["lr"]; KeyError if it is not there."""
+    value: Any = hyperparameters
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise KeyError(dotted)
+        value = value[part]
+    return value
+
+
+def run_ci(run: MethodRun) -> dict[str, tuple[float, float]]:
+    """The intervals of one method: every headline metric it measures (joint: average accuracy only)."""
+    measured = all(trained_task_by_task(s) for s in run.seeds)
+    metrics = CI_METRICS if measured else ("avg_accuracy",)
+    ci = M.bootstrap_ci([s.correct for s in run.seeds], metrics)
+    return {m: ci.get(m, (float("nan"), float("nan"))) for m in CI_METRICS}
+
+
 # ------------------------------------------------------------------------------------------ data frames
-def shared_params(summary: dict) -> int:
+def shared_params(summary: RunSummary) -> int:
     """Parameters shared by all tasks (the backbone): the model's total after the last task minus every
     task's own modules. Tells apart backbones of different sizes or input lengths."""
-    per = summary["per_task"]
-    return int(round(per[-1]["total_params"] - sum(p["task_specific_params"] for p in per)))
+    per = summary.per_task
+    return int(round(per[-1].total_params - sum(p.task_specific_params for p in per)))
+
+
+def _number(value: Optional[float]) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def seed_frame(runs: Sequence[MethodRun]) -> pd.DataFrame:
     """One row per (method, seed): the headline numbers of that seed's summary.
 
-    Per-task columns ``acc_T<j>`` are R[T-1][j], the accuracy on task j after the last task. Parameters are
-    per task (mean over tasks), storage the sum of every task's own parameters, GFLOPs the mean over tasks and
-    training time the sum over tasks.
+    Per-task columns ``acc_T<j>`` are R[T-1][j], the accuracy on task j after the last task. Forgetting, BWT and
+    plasticity are NaN where the summary has None (joint). Parameters are per task (mean over tasks), GFLOPs the
+    mean over tasks and training time the sum over tasks. Storage is what a deployment keeps: every task's own
+    parameters at ``BYTES_PER_PARAM`` plus the method's own cross-task state after the last task
+    (``method_state_bytes``: EWC's Fisher and anchors, SI's importances, replay and A-GEM memories).
     """
     rows = []
     for run in runs:
+        source, note = hyperparameter_source(run), hyperparameter_note(run)
         for s in run.seeds:
-            per = s["per_task"]
-            R = np.asarray(s["accuracy_matrix"], dtype=float)
-            task_specific = sum(p["task_specific_params"] for p in per)
+            per = s.per_task
+            R = np.asarray(s.accuracy_matrix, dtype=float)
+            task_specific = sum(p.task_specific_params for p in per)
+            state_bytes = int(per[-1].method_state_bytes) if per else 0
             rows.append(
                 {
                     "method": run.label,
-                    "strategy": s["strategy"],
-                    "pet": s.get("pet") or "-",
-                    "mixer": s.get("mixer") or "-",
+                    "strategy": s.strategy,
+                    "pet": s.pet or "-",
+                    "mixer": s.mixer or "-",
                     "run": str(run.run_dir),
-                    "preset": s.get("preset", ""),
-                    "seed": int(s["seed"]),
+                    "preset": s.preset,
+                    "seed": int(s.seed),
                     "n_tasks": R.shape[0],
-                    "task_names": " | ".join(t["name"] for t in s.get("tasks") or []),
+                    "task_names": " | ".join(t.name for t in s.tasks),
+                    "git_commit": source_version(s),
+                    "dirty": source_version(s).endswith("+dirty"),
+                    "hp_source": source,
+                    "hp_note": note,
                     **{f"acc_T{j}": R[-1, j] for j in range(R.shape[0])},
-                    "avg_accuracy": float(s["avg_accuracy"]),
-                    "avg_forgetting": float(s["avg_forgetting"]),
-                    "bwt": float(s["bwt"]),
-                    "trainable_params": float(np.mean([p["trainable_params"] for p in per])),
+                    "avg_accuracy": float(s.avg_accuracy),
+                    "avg_forgetting": _number(s.avg_forgetting),
+                    "plasticity": _number(s.plasticity),
+                    "bwt": _number(s.bwt),
+                    "trainable_params": float(np.mean([p.trainable_params for p in per])),
                     "shared_params": shared_params(s),
                     "task_specific_params": task_specific,
-                    "storage_mb": task_specific * BYTES_PER_PARAM / 1e6,
-                    "gflops_per_sample": float(np.mean([p["gflops_per_sample"] for p in per])),
-                    "train_seconds": float(sum(p["train_seconds"] for p in per)),
+                    "method_state_mb": state_bytes / 1e6,
+                    "storage_mb": (task_specific * BYTES_PER_PARAM + state_bytes) / 1e6,
+                    "gflops_per_sample": float(np.mean([p.gflops_per_sample for p in per])),
+                    "train_seconds": float(sum(p.train_seconds for p in per)),
                 }
             )
     return pd.DataFrame(rows)
 
 
 #: columns that identify a method (kept as they are when seeds are aggregated)
-ID_COLUMNS = ("method", "strategy", "pet", "mixer", "run", "preset", "n_tasks")
+ID_COLUMNS = ("method", "strategy", "pet", "mixer", "run", "preset", "n_tasks", "hp_source", "hp_note")
 #: numeric columns aggregated over seeds (per-task accuracy columns are added to these)
 VALUE_COLUMNS = (
-    "avg_accuracy", "avg_forgetting", "bwt", "trainable_params", "shared_params", "task_specific_params",
-    "storage_mb", "gflops_per_sample", "train_seconds",
+    "avg_accuracy", "avg_forgetting", "plasticity", "bwt", "trainable_params", "shared_params",
+    "task_specific_params", "method_state_mb", "storage_mb", "gflops_per_sample", "train_seconds",
 )
 
 
 def task_columns(frame: pd.DataFrame) -> list[str]:
-    return sorted((c for c in frame.columns if c.startswith("acc_T") and not c.endswith("_std")),
-                  key=lambda c: int(c[len("acc_T"):]))
+    return sorted((c for c in frame.columns if re.fullmatch(r"acc_T\d+", c)), key=lambda c: int(c[len("acc_T"):]))
+
+
+def _distinct(values: pd.Series) -> str:
+    return ", ".join(dict.fromkeys(values))
 
 
 def method_frame(runs: Sequence[MethodRun]) -> pd.DataFrame:
-    """One row per method: the mean over seeds at each value column, the sample std (ddof=1, as the runner's
-    aggregate) at ``<column>_std`` (NaN for one seed), ``n_seeds``, and ``pct_full_ft``: trainable parameters
-    as a percentage of full fine-tuning (see ``full_finetuning_params``)."""
+    """One row per method: the mean over seeds at each value column, the sample std (ddof=1) at
+    ``<column>_std`` (NaN for one seed), the 95 % bootstrap interval of the seed mean at ``<metric>_lo`` /
+    ``<metric>_hi`` for the headline metrics (``bootstrap_ci``, over seeds and test clips; NaN where a metric
+    is not measured), ``n_seeds``, the seeds' source versions (``git_commit``: full hashes, ``+dirty`` marked;
+    ``dirty``) and ``pct_full_ft``: trainable parameters as a percentage of full fine-tuning (see
+    ``full_finetuning_params``)."""
     seeds = seed_frame(runs)
     values = [*task_columns(seeds), *VALUE_COLUMNS]
     grouped = seeds.groupby("method", sort=False)
     frame = grouped[list(ID_COLUMNS)].first()
     frame["n_seeds"] = grouped.size()
     frame["seeds"] = grouped["seed"].agg(lambda s: json.dumps(list(s)))  # "[0, 1]": a string, also in csv
-    # the task names if every seed has the same tasks (a seeded class order gives each seed its own)
+    frame["git_commit"] = grouped["git_commit"].agg(_distinct)
+    frame["dirty"] = grouped["dirty"].any()
+    # the task names if every seed has the same tasks (seeds with their own class order have their own)
     frame["task_names"] = grouped["task_names"].agg(lambda s: s.iloc[0] if s.nunique() == 1 else "")
     # which task sequence(s) the numbers are on: rows are only ranked against rows on the same ones
     frame["benchmark"] = grouped[["preset", "n_tasks", "task_names"]].apply(
@@ -263,11 +424,15 @@ def method_frame(runs: Sequence[MethodRun]) -> pd.DataFrame:
     )
     mean = grouped[values].mean()
     std = grouped[values].std(ddof=1).add_suffix("_std")
-    frame = pd.concat([frame, mean, std], axis=1)
+    ci = pd.DataFrame(
+        {run.label: {f"{m}_{end}": bound for m, (lo, hi) in run_ci(run).items()
+                     for end, bound in (("lo", lo), ("hi", hi))} for run in runs}
+    ).T
+    frame = pd.concat([frame, mean, std, ci.reindex(frame.index)], axis=1)
     frame["full_ft_params"], frame["full_ft_reference"] = full_finetuning_params(frame)
     frame["pct_full_ft"] = 100.0 * frame["trainable_params"] / frame["full_ft_params"]
     frame["pct_full_ft_std"] = 100.0 * frame["trainable_params_std"] / frame["full_ft_params"]
-    frame["ranked"] = ~frame["strategy"].isin(UNRANKED_STRATEGIES)
+    frame["ranked"] = ~frame["strategy"].isin(UNRANKED_STRATEGIES) & frame["plasticity"].notna()
     return frame.reset_index(drop=True)
 
 
@@ -292,14 +457,18 @@ def full_finetuning_params(frame: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 
 
 def matrix_frame(runs: Sequence[MethodRun]) -> pd.DataFrame:
-    """The accuracy matrices in long form: one row per (method, seed, after_task i, task j) with R[i][j] and
-    whether task j was trained by then (j <= i; above the diagonal R is an untrained head, chance level)."""
-    rows = [
-        {"method": run.label, "seed": int(s["seed"]), "after_task": i, "task": j, "accuracy": float(acc),
-         "trained": j <= i}
-        for run in runs
-        for s in run.seeds
-        for i, row in enumerate(s["accuracy_matrix"])
-        for j, acc in enumerate(row)
-    ]
+    """The accuracy matrices in long form: one row per (method, seed, after_task i, task j) with R[i][j],
+    whether task j was trained by then (``trained``: j <= i; above the diagonal R is an untrained head, chance
+    level) and whether the entry is a measurement of the method (``measured``: trained, and for a strategy
+    trained once at the end, such as joint, only the last row)."""
+    rows = []
+    for run in runs:
+        for s in run.seeds:
+            T = len(s.accuracy_matrix)
+            sequential = trained_task_by_task(s)
+            for i, row in enumerate(s.accuracy_matrix):
+                for j, acc in enumerate(row):
+                    rows.append({"method": run.label, "seed": int(s.seed), "after_task": i, "task": j,
+                                 "accuracy": float(acc), "trained": j <= i,
+                                 "measured": j <= i and (sequential or i == T - 1)})
     return pd.DataFrame(rows)

@@ -23,16 +23,22 @@ if TYPE_CHECKING:
     from .collect import MethodRun
 
 
-def plot_accuracy_vs_task(R: Sequence[Sequence[float]], task_names: Sequence[str], title: str, path: Path) -> Path:
+def plot_accuracy_vs_task(R: Sequence[Sequence[float]], task_names: Sequence[str], title: str, path: Path,
+                          trained_task_by_task: bool = True) -> Path:
     """Left: mean accuracy over the tasks seen so far after each task. Right: each task's accuracy over time
-    (from the task's own training on), so forgetting shows as a falling line."""
+    (from the task's own training on), so forgetting shows as a falling line. A strategy trained once at the
+    end (``trained_task_by_task=False``, joint) has points after the last task only: its earlier rows are not
+    measurements of the method."""
     T = len(R)
     steps = [f"T{i}" for i in range(T)]
+    measured = [trained_task_by_task or i == T - 1 for i in range(T)]
     fig, (ax_avg, ax_tasks) = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    pd.Series(average_accuracy_curve(R), index=range(T)).plot(ax=ax_avg, marker="o", color="black")
+    curve = [v if measured[i] else None for i, v in enumerate(average_accuracy_curve(R))]
+    pd.Series(curve, index=range(T), dtype=float).plot(ax=ax_avg, marker="o", color="black")
     ax_avg.set_title("average accuracy on tasks seen so far")
     per_task = pd.DataFrame(
-        {f"task {j}: {task_names[j]}": [R[i][j] if i >= j else None for i in range(T)] for j in range(T)}
+        {f"task {j}: {task_names[j]}": [R[i][j] if i >= j and measured[i] else None for i in range(T)]
+         for j in range(T)}, dtype=float,
     )
     per_task.plot(ax=ax_tasks, marker="o")
     ax_tasks.set_title("accuracy of each task after training task i")
@@ -93,17 +99,16 @@ def plot_curves(runs: Sequence["MethodRun"], out_dir: Path) -> list[Path]:
     seeds. Right: one small panel per method with each task's accuracy from its own training on (R[i][j],
     i >= j), so forgetting shows as a falling line.
 
-    ``joint`` (trained once, after the last task) is left out of the left panel: its near-zero early
-    points would squash every other curve into a sliver; its own panel on the right still shows it."""
-    from .collect import UNRANKED_STRATEGIES, matrix_frame
+    A strategy trained once after the last task (``joint``) has no points before the last task (its earlier rows
+    are not measurements): it shows as one point at the last task, an upper bound."""
+    from .collect import matrix_frame, trained_task_by_task
 
     labels = [r.label for r in runs]
-    unranked = [r.label for r in runs if r.summary["strategy"] in UNRANKED_STRATEGIES]
-    ranked = [x for x in labels if x not in unranked] or labels
+    once = {r.label for r in runs if not all(trained_task_by_task(s) for s in r.seeds)}
     styles = method_styles(labels)
     R = matrix_frame(runs)
     R["accuracy"] *= 100
-    seen = R[R["trained"]]
+    seen = R[R["measured"]]
     curve = seen.groupby(["method", "seed", "after_task"], sort=False)["accuracy"].mean()
     curve = curve.groupby(["method", "after_task"], sort=False).agg(["mean", "std"]).reset_index()
     per_task = seen.groupby(["method", "after_task", "task"], sort=False)["accuracy"].mean().reset_index()
@@ -113,10 +118,11 @@ def plot_curves(runs: Sequence["MethodRun"], out_dir: Path) -> list[Path]:
     fig = plt.figure(figsize=(5.5 + 2.6 * ncols, max(4.6, 2.3 * nrows + 1.6)), layout="constrained")
     left, right = fig.subfigures(1, 2, width_ratios=[5.5, 2.6 * ncols])
     ax = left.subplots()
-    for label in ranked:
+    for label in labels:
         c = curve[curve["method"] == label]
         style = styles[label]
-        ax.plot(c["after_task"], c["mean"], label=label, markersize=5, **style)
+        name = f"{label} (trained once, at the end)" if label in once else label
+        ax.plot(c["after_task"], c["mean"], label=name, markersize=5, **style)
         if c["std"].notna().any():
             ax.fill_between(c["after_task"], c["mean"] - c["std"], c["mean"] + c["std"], color=style["color"],
                             alpha=0.12, linewidth=0)
@@ -127,10 +133,8 @@ def plot_curves(runs: Sequence["MethodRun"], out_dir: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     band = " (band: ±1 std over seeds)" if curve["std"].notna().any() else ""
     ax.set_title(f"Average accuracy{band}", fontsize=10)
-    left_out = [x for x in unranked if x not in ranked]
-    left.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=min(3, len(ranked)),
-                fontsize=8, frameon=False, title_fontsize=8,
-                title=f"not shown: {', '.join(left_out)} (trained once, after the last task)" if left_out else None)
+    left.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=min(3, len(labels)),
+                fontsize=8, frameon=False)
 
     grid = right.subplots(nrows, ncols, sharex=True, squeeze=False)
     axes = grid.ravel()
@@ -139,7 +143,7 @@ def plot_curves(runs: Sequence["MethodRun"], out_dir: Path) -> list[Path]:
     def floor(values: pd.Series) -> float:
         return max(0.0, 10 * math.floor(values.min() / 10) - 5)
 
-    common = floor(per_task.loc[per_task["method"].isin(ranked), "accuracy"])
+    common = floor(per_task["accuracy"])
     for k, (ax_m, label) in enumerate(zip(axes, labels)):
         p = per_task[per_task["method"] == label]
         for j, g in p.groupby("task"):
@@ -170,13 +174,15 @@ def plot_curves(runs: Sequence["MethodRun"], out_dir: Path) -> list[Path]:
 
 def plot_matrices(runs: Sequence["MethodRun"], out_dir: Path) -> list[Path]:
     """One annotated heatmap of R[i][j] per method (mean over seeds, with the std under it when there are
-    several). Entries above the diagonal are greyed out: those tasks were not trained yet (chance level)."""
+    several). Entries above the diagonal are greyed out: those tasks were not trained yet (chance level); so are
+    the rows before the last of a strategy trained once at the end (joint), which are not measurements."""
     from .collect import matrix_frame
 
     labels = [r.label for r in runs]
     R = matrix_frame(runs)
     R["accuracy"] *= 100
-    stats = R.groupby(["method", "after_task", "task"], sort=False)["accuracy"].agg(["mean", "std"])
+    stats = R.groupby(["method", "after_task", "task"], sort=False).agg(
+        mean=("accuracy", "mean"), std=("accuracy", "std"), measured=("measured", "all"))
     nrows, ncols = _grid(len(labels))
     T = int(R["after_task"].max()) + 1
     size = max(2.6, 0.55 * T + 0.8)
@@ -184,7 +190,8 @@ def plot_matrices(runs: Sequence["MethodRun"], out_dir: Path) -> list[Path]:
                              layout="constrained")
     cmap = plt.get_cmap("viridis").with_extremes(bad="0.88")
     # whole percentages when every entry is one (or the cells are small), else one decimal (82.5, not 82)
-    whole = T > 6 or bool(np.allclose(R["accuracy"], R["accuracy"].round()))
+    shown = R.loc[R["measured"], "accuracy"]
+    whole = T > 6 or bool(np.allclose(shown, shown.round()))
     digits = 0 if whole else 1
     image = None
     for ax, label in zip(axes.ravel(), labels):
@@ -192,7 +199,7 @@ def plot_matrices(runs: Sequence["MethodRun"], out_dir: Path) -> list[Path]:
         mean = s["mean"].unstack("task")
         std = s["std"].unstack("task")
         n = len(mean)
-        trained = np.tril(np.ones((n, n), dtype=bool))
+        trained = s["measured"].unstack("task").to_numpy(dtype=bool)
         image = ax.imshow(np.ma.masked_array(mean.to_numpy(), ~trained), cmap=cmap, vmin=0, vmax=100)
         for i, j in zip(*np.nonzero(trained)):
             v = mean.iat[i, j]
@@ -213,7 +220,10 @@ def plot_matrices(runs: Sequence["MethodRun"], out_dir: Path) -> list[Path]:
         if k % ncols == 0:
             ax.set_ylabel("after training task", fontsize=8)
     fig.colorbar(image, ax=axes, shrink=0.8, label="test accuracy (%)")
-    fig.suptitle(f"Accuracy matrix R[i][j] (%){_seeds_note(R)}; grey: task not trained yet (chance level)",
+    once = ""
+    if (R["trained"] & ~R["measured"]).any():
+        once = "; rows before the last of a method trained once at the end"
+    fig.suptitle(f"Accuracy matrix R[i][j] (%){_seeds_note(R)}; grey: task not trained yet (chance level){once}",
                  fontsize=10)
     return _save_both(fig, out_dir, "matrix")
 

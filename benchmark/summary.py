@@ -1,0 +1,191 @@
+"""The one run-summary schema: typed dataclasses written as ``summary.json`` and read back by tables and plots.
+
+A single-seed method folder holds a :class:`RunSummary`. A multi-seed method folder holds a
+:class:`SeedsSummary` (the method's identity, the seeds and every seed's :class:`RunSummary`) next to its
+``seed<N>/`` folders. Means, stds and confidence intervals are not stored: ``benchmark.report.collect`` computes
+them from the per-seed summaries with pandas, for ``table.md`` and ``ticl table`` alike, so there is one
+aggregation path.
+
+The accuracy matrix ``R[i][j]`` (accuracy on task j's test split after training task i) and the per-clip outcomes
+behind it (``correct[i][j]``: a string of '0'/'1', one character per test clip in the split's order) come from
+one evaluation (``strategies.plugins.evaluate``); the per-clip outcomes make bootstrap intervals over test clips
+possible (``benchmark.metrics.bootstrap_ci``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import TICLError
+
+#: bump when a field changes meaning; readers refuse summaries of another version
+SCHEMA_VERSION = 2
+
+
+@dataclass
+class TaskInfo:
+    """One task of the sequence, as trained."""
+
+    id: int
+    name: str
+    source: str
+    classes: list[str]
+    n_train: int
+    n_val: int
+    n_test: int
+    #: input frames of this task's clips (a dataset_sequence keeps each dataset's own length)
+    input_frames: int = 0
+
+
+@dataclass
+class TaskRecord:
+    """What training task ``task`` cost and chose."""
+
+    task: int
+    #: parameters the optimizer updated on this task
+    trainable_params: int
+    #: parameters owned by this task (its head and PET modules)
+    task_specific_params: int
+    total_params: int
+    #: bytes of the strategy's own cross-task state after this task (EWC's Fisher and anchors, SI's importances,
+    #: replay and A-GEM memories), see ``TICLStrategy.method_state_bytes``
+    method_state_bytes: int
+    gflops_per_sample: float
+    #: tokens one sample of this task puts through the encoder (prefix tokens included)
+    tokens: int
+    train_seconds: float
+    data_seconds: float
+    #: peak memory while training and evaluating this task, in MiB; ``peak_memory_kind`` says what was read
+    peak_memory_mb: float
+    peak_memory_kind: str
+    eval_samples_per_second: float
+    #: the epoch kept by validation-based selection (index into ``val_accuracy``), -1 if nothing trained
+    best_epoch: int
+    val_accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    #: training samples drawn in each epoch (a cumulative strategy draws every sample of the union once)
+    samples_per_epoch: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Environment:
+    torch: str
+    device: str
+    threads: int
+    #: the source tree's commit, with ``+dirty`` when the tree had local changes (then ``source.diff`` holds them)
+    git_commit: str
+    dirty: bool
+
+
+@dataclass
+class RunSummary:
+    """One method under one seed, after the whole task sequence."""
+
+    preset: str
+    method: str
+    strategy: str
+    mixer: str
+    pet: Optional[str]
+    seed: int
+    tasks: list[TaskInfo]
+    accuracy_matrix: list[list[float]]
+    correct: list[list[str]]
+    avg_accuracy: float
+    avg_accuracy_curve: list[float]
+    #: mean accuracy on each task right after training it, mean_j R[j][j]; None where that is not a measurement
+    #: (joint trains once at the end)
+    plasticity: Optional[float]
+    #: None (shown as "-") for a strategy that is not trained task by task (joint)
+    avg_forgetting: Optional[float]
+    forgetting_per_task: Optional[list[float]]
+    bwt: Optional[float]
+    per_task: list[TaskRecord]
+    environment: Environment
+    #: the hyperparameters this run used and where they came from (the validation search, or the config)
+    hyperparameters: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    accuracy_matrix_note: str = "R[i][j] for j > i uses an untrained (seeded, discarded) head: chance level"
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "summary") -> "RunSummary":
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise TICLError(
+                f"{where}: summary schema version {version!r}, this suite reads version {SCHEMA_VERSION}; "
+                "rerun it with this version (`ticl run ... --resume` keeps finished tasks only for the same version)"
+            )
+        try:
+            values = dict(data)
+            values["tasks"] = [TaskInfo(**t) for t in data["tasks"]]
+            values["per_task"] = [TaskRecord(**p) for p in data["per_task"]]
+            values["environment"] = Environment(**data["environment"])
+            return cls(**values)
+        except (KeyError, TypeError) as exc:
+            raise TICLError(f"{where}: not a run summary of this suite ({exc})") from None
+
+
+@dataclass
+class SeedsSummary:
+    """One method over several seeds: its identity and every seed's summary (aggregates are computed on read)."""
+
+    preset: str
+    method: str
+    strategy: str
+    mixer: str
+    pet: Optional[str]
+    seeds: list[int]
+    per_seed: list[RunSummary]
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def of(cls, summaries: list[RunSummary]) -> "SeedsSummary":
+        first = summaries[0]
+        return cls(first.preset, first.method, first.strategy, first.mixer, first.pet,
+                   [s.seed for s in summaries], list(summaries))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "summary") -> "SeedsSummary":
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise TICLError(
+                f"{where}: summary schema version {data.get('schema_version')!r}, this suite reads version "
+                f"{SCHEMA_VERSION}; rerun it with this version"
+            )
+        values = dict(data)
+        values["per_seed"] = [RunSummary.from_dict(s, f"{where} (seed {s.get('seed')})") for s in data["per_seed"]]
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise TICLError(f"{where}: not a multi-seed summary of this suite ({exc})") from None
+
+
+def load_summary(path: Path) -> RunSummary | SeedsSummary:
+    """Read a ``summary.json`` of either kind."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise TICLError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise TICLError(f"{path}: expected a JSON object")
+    if "per_seed" in data:
+        return SeedsSummary.from_dict(data, str(path))
+    return RunSummary.from_dict(data, str(path))
+
+
+def seed_summaries(summary: RunSummary | SeedsSummary) -> list[RunSummary]:
+    return list(summary.per_seed) if isinstance(summary, SeedsSummary) else [summary]
+
+
+def as_json(summary: Any) -> dict:
+    """Plain data of a summary dataclass."""
+    return summary.to_dict()
