@@ -73,7 +73,7 @@ class ScenarioConfig:
 
 @dataclass
 class FeatureConfig:
-    """Kaldi fbank front end; null values take the dataset's constants from REFERENCE.md."""
+    """Kaldi fbank front end; null values take the dataset's published constants (README, "Facts the code relies on")."""
 
     target_frames: Optional[int] = None
     num_mel_bins: int = 128

@@ -1,7 +1,7 @@
 """Continual-learning metrics from an accuracy matrix, and compute figures from counters.
 
 Avalanche logs accuracy and its own forgetting per experience (``metrics.csv``); the headline numbers use the
-standard definitions of REFERENCE.md, computed here from the full matrix R[i][j] (accuracy on task j after
+standard definitions (Chaudhry et al. 2018, "Riemannian Walk"; Lopez-Paz & Ranzato 2017, GEM), computed here from the full matrix R[i][j] (accuracy on task j after
 training task i), because Avalanche's forgetting is "accuracy after first training minus now", not the max
 over history.
 """

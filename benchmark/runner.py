@@ -29,7 +29,7 @@ from .results import Provenance, provenance, save_torch, write_csv, write_json, 
 from .scenarios import (
     TaskData, build_tasks, default_cache_dir, input_frames, make_benchmark, model_frames, task_frames,
 )
-from .summary import Environment, RunSummary, SeedsSummary, TaskInfo, TaskRecord
+from .summary import Environment, RunSummary, SeedsSummary, TaskInfo, TaskRecord, load_run_summary
 
 log = logging.getLogger("ticl")
 
@@ -439,7 +439,6 @@ def run(
     ``out_dir/<method>/summary.json``, a :class:`SeedsSummary` of every seed's summary. With a tuning protocol the
     search runs first (``out_dir/tuning/``, on validation data only) and its chosen values hold for every seed.
     """
-    import json
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -464,7 +463,7 @@ def run(
             folder = out_dir / method.name / (f"seed{seed}" if multi else "")
             if resume and (folder / SUMMARY).is_file():
                 log.info("%s seed %d: already complete, skipped", method.name, seed)
-                result = MethodResult(method, folder, RunSummary.from_dict(json.loads((folder / SUMMARY).read_text()), str(folder / SUMMARY)))
+                result = MethodResult(method, folder, load_run_summary(folder / SUMMARY))
             else:
                 result = run_method(
                     seed_cfg, method, tasks, folder, progress, resume, data_report,

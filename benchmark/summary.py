@@ -168,8 +168,8 @@ class SeedsSummary:
             raise TICLError(f"{where}: not a multi-seed summary of this suite ({exc})") from None
 
 
-def load_summary(path: Path) -> RunSummary | SeedsSummary:
-    """Read a ``summary.json`` of either kind."""
+def read_json_object(path: Path) -> dict:
+    """A JSON file holding an object, or a TICLError naming the file."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -177,6 +177,18 @@ def load_summary(path: Path) -> RunSummary | SeedsSummary:
         raise TICLError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise TICLError(f"{path}: expected a JSON object")
+    return data
+
+
+def load_run_summary(path: Path) -> RunSummary:
+    """Read a single-seed ``summary.json`` (a run folder of one seed, or a search trial)."""
+    return RunSummary.from_dict(read_json_object(path), str(path))
+
+
+def load_summary(path: Path) -> RunSummary | SeedsSummary:
+    """Read a ``summary.json`` of either kind."""
+    path = Path(path)
+    data = read_json_object(path)
     if "per_seed" in data:
         return SeedsSummary.from_dict(data, str(path))
     return RunSummary.from_dict(data, str(path))

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-import json
 import logging
 import random
 from dataclasses import dataclass
@@ -81,7 +80,7 @@ def search_method(
 ) -> tuple[MethodConfig, dict]:
     """Run ``method``'s search; return the method with the chosen values and its ``hyperparameters`` record."""
     from .runner import method_hyperparameters, run_method, SUMMARY
-    from .summary import RunSummary
+    from .summary import load_run_summary
 
     tuning = cfg.tuning
     seed = tuning.seed if tuning.seed is not None else cfg.seed
@@ -99,7 +98,7 @@ def search_method(
         trial_dir = folder / f"trial_{k:02d}"
         candidate = apply_values(method, values)
         if resume and (trial_dir / SUMMARY).is_file():
-            summary = RunSummary.from_dict(json.loads((trial_dir / SUMMARY).read_text()), str(trial_dir / SUMMARY))
+            summary = load_run_summary(trial_dir / SUMMARY)
         else:
             log.info("%s: search trial %d/%d %s", method.name, k + 1, len(points), values)
             summary = run_method(

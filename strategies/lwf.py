@@ -5,7 +5,7 @@ model's head-``t`` outputs and those of a frozen copy of the model taken *before
 both on the current task's inputs. ``alpha`` weighs it (a list gives one value per task, the last repeating),
 ``temperature`` softens both distributions (Avalanche's KL form).
 
-Why not Avalanche's ``LwFPlugin`` as is (it runs on our dataset type: the ``task_set`` crash in REFERENCE.md
+Why not Avalanche's ``LwFPlugin`` as is (it runs on our dataset type: the ``task_set`` crash of Avalanche 0.6
 is specific to ``as_classification_dataset``, which ``make_benchmark`` does not use):
 
 - For a multi-task model it asks both models for all heads with ``forward(x, None)``. Our

@@ -14,3 +14,15 @@ def private_cache(tmp_path_factory):
         os.environ.pop("TICL_CACHE", None)
     else:
         os.environ["TICL_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and stay fast when another process shares the cores
+    (``pytestmark = pytest.mark.usefixtures("one_thread")`` in a module)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

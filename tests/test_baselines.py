@@ -18,13 +18,7 @@ from strategies.plugins import BestValidationPlugin, evaluate_accuracy
 from strategies.replay import TaskClassBalancedBuffer
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and stay fast when another process shares the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 CLASSES = (2, 2, 3)  # classes per task; ids restart at 0 in each task

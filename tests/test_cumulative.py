@@ -12,12 +12,7 @@ from test_baselines import _Hook, _net, _strategy
 SIZES = (3, 4, 5, 3, 6)  # training clips per task: unequal, so oversampling would show
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _identifiable_tasks(sizes=SIZES):

@@ -13,12 +13,7 @@ from strategies.ewc import TaskAwareEWCPlugin
 from strategies.model_adapter import AvalancheTaskModel
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _setup(n=16, classes=3, task=0):

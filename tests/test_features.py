@@ -21,7 +21,7 @@ FSDD_CLIP = FSDD_ROOT / "recordings" / "0_george_0.wav"
 
 
 def reference_fbank(wave: torch.Tensor) -> torch.Tensor:
-    """The AST/SSAST recipe verbatim (REFERENCE.md), without padding."""
+    """The AST/SSAST recipe verbatim (the AST public code's fbank call), without padding."""
     wave = wave - wave.mean()
     return kaldi.fbank(wave[None], htk_compat=True, sample_frequency=16000, use_energy=False,
                        window_type="hanning", num_mel_bins=128, dither=0.0, frame_shift=10)

@@ -21,12 +21,7 @@ from strategies import get_strategy, make_optimizer_factory
 from strategies.plugins import BestValidationPlugin, evaluate
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tasks(n_tasks=2, n=8):

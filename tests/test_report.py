@@ -20,7 +20,7 @@ import pytest
 from benchmark import metrics as M
 from benchmark.cli import main
 from benchmark.errors import TICLError
-from benchmark.report import collect
+
 from benchmark.report.collect import UnfinishedRunError, load_runs, matrix_frame, method_frame, shared_params
 from benchmark.report.plots import method_styles, plot_accuracy_vs_task, plot_runs
 from benchmark.report.table import build_table, notes, to_csv, to_markdown

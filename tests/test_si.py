@@ -16,12 +16,7 @@ from strategies.si import CopyingSIPlugin
 from test_baselines import _Hook, _net, _tasks
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _si(bm, epochs, plugins=(), select=True, **options):

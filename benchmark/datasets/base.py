@@ -19,7 +19,7 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class FeatureDefaults:
-    """Per-dataset feature constants from REFERENCE.md (fbank normalisation, length, SpecAugment)."""
+    """Per-dataset feature constants of the AST recipe (Gong et al. 2021) (fbank normalisation, length, SpecAugment)."""
 
     mean: float
     std: float

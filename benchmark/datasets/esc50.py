@@ -16,7 +16,7 @@ from benchmark.errors import DataError
 
 __all__ = ["ESC50Source", "ESC50_DEFAULTS", "ESC50_CATEGORIES", "REQUIRED_COLUMNS"]
 
-#: AST's ESC-50 fbank statistics, length and SpecAugment widths (REFERENCE.md)
+#: AST's ESC-50 fbank statistics, length and SpecAugment widths (Gong et al. 2021, AST, and its public recipe)
 ESC50_DEFAULTS = FeatureDefaults(mean=-6.6268077, std=5.358466, target_frames=512, freqm=24, timem=96)
 
 #: the five official categories, indexed by ``target // 10``

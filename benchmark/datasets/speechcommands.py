@@ -14,7 +14,7 @@ from benchmark.errors import DataError
 
 __all__ = ["SpeechCommandsSource", "SPEECHCOMMANDS_DEFAULTS", "COMMAND_WORDS", "BACKGROUND_NOISE"]
 
-#: AST's Speech Commands V2 fbank statistics, length and SpecAugment widths (REFERENCE.md)
+#: AST's Speech Commands V2 fbank statistics, length and SpecAugment widths (Gong et al. 2021, AST, and its public recipe)
 SPEECHCOMMANDS_DEFAULTS = FeatureDefaults(mean=-6.845978, std=5.5654526, target_frames=128, freqm=48, timem=48)
 
 #: the ten command words of the classic 12-class (V2-12) task

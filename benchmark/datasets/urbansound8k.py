@@ -23,8 +23,8 @@ from benchmark.errors import DataError
 
 __all__ = ["UrbanSound8KSource", "URBANSOUND8K_DEFAULTS", "REQUIRED_COLUMNS", "FOLDS", "DATASET_DIR", "CSV_RELPATH"]
 
-# mean / std / length are the published AST statistics (REFERENCE.md; 4 s clips -> 400 frames). REFERENCE.md
-# lists no SpecAugment widths for UrbanSound8K: these are ESC-50's (another environmental-sound set of similar
+# mean / std / length are the statistics the AST/SSAST public recipes publish for UrbanSound8K (4 s clips -> 400
+# frames). They give no SpecAugment widths for UrbanSound8K: these are ESC-50's (another environmental-sound set of similar
 # length), with the time mask scaled to the shorter input: 96 * 400 / 512 = 75 frames.
 URBANSOUND8K_DEFAULTS = FeatureDefaults(mean=-4.451961, std=3.9357858, target_frames=400, freqm=24, timem=75)
 

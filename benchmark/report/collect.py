@@ -23,7 +23,7 @@ import yaml
 
 from .. import metrics as M
 from ..errors import TICLError
-from ..summary import SCHEMA_VERSION, RunSummary, SeedsSummary, load_summary, seed_summaries
+from ..summary import SCHEMA_VERSION, RunSummary, SeedsSummary, load_summary, read_json_object, seed_summaries
 
 SUMMARY = "summary.json"
 #: where the runner keeps a method's hyperparameter search (``benchmark.tuning``)
@@ -232,13 +232,7 @@ def search_record(run: MethodRun) -> Optional[dict]:
     record the runner keeps in the summary's ``hyperparameters``, else None."""
     path = run.run_dir / TUNING / run.name / SEARCH_FILE
     if path.is_file():
-        try:
-            record = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise TICLError(f"{path}: not valid JSON ({exc})") from None
-        if not isinstance(record, dict):
-            raise TICLError(f"{path}: expected a JSON object")
-        return record
+        return read_json_object(path)
     for s in run.seeds:
         record = (s.hyperparameters or {}).get("search")
         if isinstance(record, dict):

@@ -1,6 +1,6 @@
 """timm ViT / DeiT (ImageNet) -> ``ASTBackbone``: the initialisation of AST and of the AI-CL paper's backbone.
 
-AST's recipe (REFERENCE.md, "AST geometry"), applied to a timm ``VisionTransformer`` /
+AST's recipe (Gong et al. 2021, Sec. 2.2; README, "Facts the code relies on"), applied to a timm ``VisionTransformer`` /
 ``VisionTransformerDistilled`` state dict:
 
 * ``patch_embed.proj.weight`` (D, 3, k, k) is summed over the RGB channels into (D, 1, k, k): a grey image
