@@ -38,6 +38,7 @@ from avalanche.training.plugins import AGEMPlugin
 
 from avalanche.benchmarks.utils.data_loader import GroupBalancedInfiniteDataLoader
 
+from .base import state_nbytes
 from .common import CrossTaskState, after_runner_plugins
 from .finetune import Finetune
 from .registry import register_strategy
@@ -57,6 +58,10 @@ class AGEM(CrossTaskState, Finetune):
             raise ValueError("strategy 'agem': patterns_per_exp and sample_size must be at least 1")
         self.agem = AGEMPlugin(patterns_per_experience=int(patterns_per_exp), sample_size=int(sample_size))
         super().__init__(plugins=after_runner_plugins(plugins, self.agem), **kwargs)
+
+    def method_state_bytes(self) -> int:
+        """What A-GEM keeps between tasks: its episodic memories (the reference gradient is recomputed each step)."""
+        return state_nbytes(self.agem.buffers)
 
     def on_task_start(self, task_id: int) -> None:
         super().on_task_start(task_id)

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Optional
 
 import torch
+from avalanche.benchmarks.utils import AvalancheDataset
 from avalanche.training.templates import SupervisedTemplate
 from avalanche.training.utils import ParamData
 from torch import nn
@@ -53,7 +54,7 @@ def state_nbytes(obj: Any, seen: Optional[set] = None) -> int:
         return obj.nelement() * obj.element_size()
     if isinstance(obj, ParamData):
         return state_nbytes(obj.data, seen)
-    if isinstance(obj, Dataset):
+    if isinstance(obj, (Dataset, AvalancheDataset)):  # Avalanche's datasets are not torch Datasets
         n = len(obj)  # type: ignore[arg-type]
         if n == 0:
             return 0

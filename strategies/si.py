@@ -59,6 +59,7 @@ from typing import Optional
 import torch
 from avalanche.training.plugins import SynapticIntelligencePlugin
 
+from .base import state_nbytes
 from .common import CrossTaskState, after_runner_plugins
 from .finetune import Finetune
 from .plugins import BestValidationPlugin
@@ -174,3 +175,8 @@ class SI(CrossTaskState, Finetune):
     ) -> None:
         self.si = CopyingSIPlugin(si_lambda=si_lambda, eps=float(eps), clip_to=clip_to)
         super().__init__(plugins=after_runner_plugins(plugins, self.si), **kwargs)
+
+    def method_state_bytes(self) -> int:
+        """What SI must keep between tasks: the anchor weights and the importances Omega (``ewc_data``). The
+        plugin's per-step buffers and its running copy of Omega (``syn_data``) are working memory, not storage."""
+        return state_nbytes(self.si.ewc_data)

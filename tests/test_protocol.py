@@ -291,5 +291,11 @@ def test_method_state_bytes_count_ewc_importances_and_replay_memory():
     assert ewc.method_state_bytes() == 2 * shared  # one importance and one anchor per parameter
     replay = _strategy("replay", _net(), bm, mem_size=6)
     replay.train(bm.train_stream[0])
-    assert replay.method_state_bytes() >= 6 * 32 * 128 * 4  # six stored clips of 32 x 128 float32
+    assert replay.method_state_bytes() == 6 * 32 * 128 * 4 + 4 * 6  # six stored clips (float32) + their weights
+    si = _strategy("si", _net(), bm)
+    si.train(bm.train_stream[0])
+    assert si.method_state_bytes() == 2 * shared  # anchor + Omega; the per-step buffers are not storage
+    agem = _strategy("agem", _net(), bm, patterns_per_exp=5, sample_size=4)
+    agem.train(bm.train_stream[0])
+    assert agem.method_state_bytes() == 5 * 32 * 128 * 4  # its memory, not its reference gradient
     assert _strategy("finetune", _net(), bm).method_state_bytes() == 0
