@@ -1,4 +1,4 @@
-"""``python -m benchmark`` is the ``ticl`` command."""
+"""``python -m audio_ticl.benchmark`` is the ``ticl`` command."""
 import sys
 
 from .cli import main

@@ -5,7 +5,7 @@ tensors and (b) one whole ViT-B block (D = 768, 12 heads, MLP 4x) forward, at AS
 588 = 12 x 49 for ESC-50's 5 s clips, 1212 = 12 x 101 for AudioSet's 10 s clips). ``--backward`` adds
 forward + backward rows (what training pays).
 
-    python -m benchmark.bench_mixers [--tokens 588 1212] [--repeats 7] [--threads 2] [--backward]
+    python -m audio_ticl.benchmark.bench_mixers [--tokens 588 1212] [--repeats 7] [--threads 2] [--backward]
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from models.ast import Block
-from models.attention import frequency_time_attention, global_attention
+from audio_ticl.models.ast import Block
+from audio_ticl.models.attention import frequency_time_attention, global_attention
 
 N_FREQ = 12  # F' for 128 mel bins, 16x16 patches, frequency stride 10
 
@@ -176,7 +176,7 @@ def _busy_note(threads: int) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m benchmark.bench_mixers",
+        prog="python -m audio_ticl.benchmark.bench_mixers",
         description="Time GSA against FTA: the attention op alone and one ViT-B block, interleaved, median.",
     )
     p.add_argument("--tokens", type=int, nargs="+", default=[588, 1212],

@@ -1,4 +1,4 @@
-"""The ``ticl`` command line (also ``python -m benchmark``)."""
+"""The ``ticl`` command line (also ``python -m audio_ticl.benchmark``)."""
 from __future__ import annotations
 
 import argparse
@@ -164,7 +164,7 @@ def cmd_presets(_args) -> int:
 
 
 def cmd_strategies(_args) -> int:
-    from strategies import STRATEGIES
+    from audio_ticl.strategies import STRATEGIES
 
     for name, cls in sorted(STRATEGIES.items()):
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""

@@ -276,7 +276,7 @@ def _check_scalar(hint: Any, value: Any, key: str) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------- loading
-PRESET_PACKAGE = "benchmark.presets"
+PRESET_PACKAGE = "audio_ticl.benchmark.presets"
 
 
 def list_presets() -> dict[str, str]:

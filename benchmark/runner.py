@@ -61,10 +61,10 @@ def build_model(
 ):
     """Backbone (with the method's token mixer, built for ``frames`` input frames) + its initial weights + the
     method's PET method; ``frames_per_task`` gives each task its own input length (and position embedding)."""
-    from models import TaskIncrementalModel, create_model, create_pet
-    from models.convert import CONVERTERS, is_converter_spec, load_pretrained
-    from models.errors import ModelError
-    from models.pos_embed import resample_pos_embed
+    from audio_ticl.models import TaskIncrementalModel, create_model, create_pet
+    from audio_ticl.models.convert import CONVERTERS, is_converter_spec, load_pretrained
+    from audio_ticl.models.errors import ModelError
+    from audio_ticl.models.pos_embed import resample_pos_embed
 
     from .upstream import backbone_kwargs, pretrained_backbone_state
 
@@ -155,7 +155,7 @@ def untrained_head_evaluation(net, task: TaskData, dataset, seed: int, batch: in
     """R[i][j] for a task j not yet trained: a copy of the model with a fresh (seeded) head and fresh PET
     modules for j. It never touches the real model nor the global RNG, so evaluating ahead cannot change later
     results."""
-    from strategies.plugins import evaluate
+    from audio_ticl.strategies.plugins import evaluate
 
     probe = copy.deepcopy(net)
     with torch.random.fork_rng(devices=[]):
@@ -187,8 +187,8 @@ def run_method(
     ``eval_split`` is ``test`` for a reported run and ``val`` for a trial of a hyperparameter search, whose tasks
     carry no test split at all.
     """
-    from strategies import get_strategy, make_optimizer_factory
-    from strategies.plugins import (
+    from audio_ticl.strategies import get_strategy, make_optimizer_factory
+    from audio_ticl.strategies.plugins import (
         BatchLimitPlugin,
         BestValidationPlugin,
         DataTimePlugin,

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from models import ASTBackbone
+from audio_ticl.models import ASTBackbone
 
 from .audio.cache import FeatureCache, extract_features
 from .audio.features import FbankSettings, SpecAugment
@@ -64,7 +64,7 @@ def pretrained_backbone_state(
 ) -> dict:
     """The upstream backbone checkpoint ``{"state_dict", "input_frames", "val_accuracy", ...}``, trained once
     and then read from ``cache_dir/upstream/``."""
-    from models import create_model
+    from audio_ticl.models import create_model
 
     up = model_cfg.upstream
     source = SyntheticSource(

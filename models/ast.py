@@ -19,12 +19,12 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from models.errors import ModelError
-from models.layers import DropPath, Mlp, PatchEmbed
-from models.mixers import create_mixer
-from models.pet.base import PETSite
-from models.pos_embed import resample_pos_embed
-from models.registry import register_model
+from audio_ticl.models.errors import ModelError
+from audio_ticl.models.layers import DropPath, Mlp, PatchEmbed
+from audio_ticl.models.mixers import create_mixer
+from audio_ticl.models.pet.base import PETSite
+from audio_ticl.models.pos_embed import resample_pos_embed
+from audio_ticl.models.registry import register_model
 
 __all__ = ["Block", "ASTBackbone", "ast_tiny", "ast_small", "ast_base", "ast_custom"]
 

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch.autograd.function import once_differentiable
 
-from models.errors import ModelError
+from audio_ticl.models.errors import ModelError
 
 __all__ = [
     "global_attention",

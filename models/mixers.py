@@ -12,7 +12,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from models.attention import (
+from audio_ticl.models.attention import (
     FTAImpl,
     _check_grid,
     criss_cross_mask,
@@ -21,7 +21,7 @@ from models.attention import (
     fta_dense_reference,
     global_attention,
 )
-from models.errors import ModelError, UnknownNameError
+from audio_ticl.models.errors import ModelError, UnknownNameError
 
 __all__ = [
     "TokenMixer",

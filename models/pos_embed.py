@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from models.errors import ModelError
+from audio_ticl.models.errors import ModelError
 
 __all__ = ["resample_pos_embed"]
 

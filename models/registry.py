@@ -5,7 +5,7 @@ from typing import Callable
 
 from torch import nn
 
-from models.errors import ModelError, UnknownNameError
+from audio_ticl.models.errors import ModelError, UnknownNameError
 
 __all__ = ["register_model", "create_model", "list_models", "is_model"]
 

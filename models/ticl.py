@@ -21,9 +21,9 @@ from typing import Literal, Mapping
 import torch
 from torch import nn
 
-from models.ast import ASTBackbone
-from models.errors import ModelError, UnknownNameError
-from models.pet.base import PETMethod
+from audio_ticl.models.ast import ASTBackbone
+from audio_ticl.models.errors import ModelError, UnknownNameError
+from audio_ticl.models.pet.base import PETMethod
 
 __all__ = ["TaskIncrementalModel", "PAD_LOGIT"]
 

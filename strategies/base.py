@@ -32,7 +32,7 @@ from avalanche.training.utils import ParamData
 from torch import nn
 from torch.utils.data import Dataset
 
-from models import TaskIncrementalModel
+from audio_ticl.models import TaskIncrementalModel
 
 from .model_adapter import AvalancheTaskModel
 

@@ -30,7 +30,7 @@ import torch
 from avalanche.training.plugins import LwFPlugin
 from avalanche.training.regularization import LearningWithoutForgetting
 
-from models import TaskIncrementalModel
+from audio_ticl.models import TaskIncrementalModel
 
 from .common import after_runner_plugins
 from .finetune import Finetune

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from avalanche.models import MultiTaskModule
 
-from models import TaskIncrementalModel
+from audio_ticl.models import TaskIncrementalModel
 
 
 class AvalancheTaskModel(MultiTaskModule):

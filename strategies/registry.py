@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 from typing import Callable, TypeVar
 
-from benchmark.errors import ConfigError
+from audio_ticl.benchmark.errors import ConfigError
 
 T = TypeVar("T", bound=type)
 

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.audio.cache import FeatureCache, extract_features
-from benchmark.audio.features import FbankSettings
-from benchmark.datasets import SOURCES, AVESource
-from benchmark.errors import DataError
+from audio_ticl.benchmark.audio.cache import FeatureCache, extract_features
+from audio_ticl.benchmark.audio.features import FbankSettings
+from audio_ticl.benchmark.datasets import SOURCES, AVESource
+from audio_ticl.benchmark.errors import DataError
 from fixtures import AVE_FIXTURE_CLASSES, make_ave_fixture
 
 

@@ -11,11 +11,11 @@ from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.storage_policy import ClassBalancedBuffer
 
-from benchmark.scenarios import FeatureSplit, TaskData, make_benchmark
-from models import TaskIncrementalModel, create_model, create_pet
-from strategies import get_strategy, make_optimizer_factory
-from strategies.plugins import BestValidationPlugin, evaluate_accuracy
-from strategies.replay import TaskClassBalancedBuffer
+from audio_ticl.benchmark.scenarios import FeatureSplit, TaskData, make_benchmark
+from audio_ticl.models import TaskIncrementalModel, create_model, create_pet
+from audio_ticl.strategies import get_strategy, make_optimizer_factory
+from audio_ticl.strategies.plugins import BestValidationPlugin, evaluate_accuracy
+from audio_ticl.strategies.replay import TaskClassBalancedBuffer
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -103,7 +103,7 @@ BASELINES = [
 
 
 def test_every_baseline_is_registered():
-    from strategies import STRATEGIES
+    from audio_ticl.strategies import STRATEGIES
 
     names = {"ewc", "online_ewc", "si", "lwf", "replay", "agem", "cumulative", "joint", "linear_probe"}
     assert names <= set(STRATEGIES)

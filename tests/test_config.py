@@ -1,8 +1,8 @@
 """Config loading: presets, overrides, and errors that name the bad key."""
 import pytest
 
-from benchmark.config import list_presets, load_config
-from benchmark.errors import ConfigError
+from audio_ticl.benchmark.config import list_presets, load_config
+from audio_ticl.benchmark.errors import ConfigError
 
 
 def test_every_shipped_preset_loads_and_has_a_description():

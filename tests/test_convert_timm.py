@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from models import ASTBackbone
-from models.convert import (
+from audio_ticl.models import ASTBackbone
+from audio_ticl.models.convert import (
     CONVERTERS,
     ASTGeometry,
     ConversionError,
@@ -17,7 +17,7 @@ from models.convert import (
     load_pretrained,
     parse_init_spec,
 )
-from models.convert import timm_vit as timm_vit_module
+from audio_ticl.models.convert import timm_vit as timm_vit_module
 
 timm = pytest.importorskip("timm")
 from timm.models.deit import VisionTransformerDistilled  # noqa: E402
@@ -77,7 +77,7 @@ def test_converted_backbone_reproduces_timm(distilled):
 def test_full_size_vit_base_patch16_384_reproduces_timm():
     """The AI-CL backbone itself, at full size (86 M parameters, 577 tokens), random weights re-drawn so that
     every tensor matters: converted, it gives timm's pre-logits features on a 384 x 384 input."""
-    from models import create_model
+    from audio_ticl.models import create_model
 
     torch.manual_seed(0)
     source = timm.create_model("vit_base_patch16_384", pretrained=False).eval()
@@ -246,9 +246,9 @@ def test_missing_timm_says_pip_install_and_a_local_file_still_works(monkeypatch,
 
 def test_local_file_through_timm_and_the_runner(tmp_path):
     """``model.init: timm:<name>:<file>`` in a run config: the file is checked and converted, no network."""
-    from benchmark.config import MethodConfig, ModelConfig, RunConfig
-    from benchmark.errors import ConfigError
-    from benchmark.runner import build_model
+    from audio_ticl.benchmark.config import MethodConfig, ModelConfig, RunConfig
+    from audio_ticl.benchmark.errors import ConfigError
+    from audio_ticl.benchmark.runner import build_model
 
     torch.manual_seed(0)
     source = timm.create_model("vit_tiny_patch16_224", pretrained=False)  # 192-d, 3 heads, depth 12, 14 x 14

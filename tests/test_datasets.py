@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.datasets import SOURCES, ClipSource, ESC50Source, FSDDSource, SpeechCommandsSource, register_source
-from benchmark.datasets.base import SPLITS
-from benchmark.datasets.speechcommands import COMMAND_WORDS
-from benchmark.errors import ConfigError, DataError
+from audio_ticl.benchmark.datasets import SOURCES, ClipSource, ESC50Source, FSDDSource, SpeechCommandsSource, register_source
+from audio_ticl.benchmark.datasets.base import SPLITS
+from audio_ticl.benchmark.datasets.speechcommands import COMMAND_WORDS
+from audio_ticl.benchmark.errors import ConfigError, DataError
 from fixtures import ESC50_SUBSET, FSDD_ROOT, make_esc50_fixture, make_speechcommands_fixture
 
 ESC10_BY_TARGET = ["dog", "rooster", "rain", "sea_waves", "crackling_fire", "crying_baby", "sneezing",

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import cli
-from benchmark.datasets import ESC50Source, SpeechCommandsSource, UrbanSound8KSource
-from benchmark.datasets import download as dl
-from benchmark.errors import DataError
+from audio_ticl.benchmark import cli
+from audio_ticl.benchmark.datasets import ESC50Source, SpeechCommandsSource, UrbanSound8KSource
+from audio_ticl.benchmark.datasets import download as dl
+from audio_ticl.benchmark.errors import DataError
 from fixtures import make_esc50_fixture, make_speechcommands_fixture, make_urbansound8k_fixture
 
 

@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from benchmark.cli import main
+from audio_ticl.benchmark.cli import main
 
 SUMMARY_KEYS = {"preset", "method", "strategy", "seed", "tasks", "accuracy_matrix", "correct", "avg_accuracy",
                 "plasticity", "avg_forgetting", "bwt", "per_task", "environment", "hyperparameters", "schema_version"}
@@ -124,7 +124,7 @@ def test_several_seeds_give_mean_and_std(tmp_path):
     aggregate = json.loads((out / "ft" / "summary.json").read_text())
     assert aggregate["seeds"] == [0, 1] and [s["seed"] for s in aggregate["per_seed"]] == [0, 1]
     assert "avg_accuracy" not in aggregate  # aggregates are computed on read, by one path
-    from benchmark.report.collect import load_runs, method_frame
+    from audio_ticl.benchmark.report.collect import load_runs, method_frame
 
     row = method_frame(load_runs([out])).iloc[0]
     values = [s["avg_accuracy"] for s in per_seed]

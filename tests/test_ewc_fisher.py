@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from avalanche.training.plugins import EWCPlugin
 
-from benchmark.scenarios import FeatureSplit, TaskData, make_benchmark
-from models import TaskIncrementalModel, create_model
-from strategies.ewc import TaskAwareEWCPlugin
-from strategies.model_adapter import AvalancheTaskModel
+from audio_ticl.benchmark.scenarios import FeatureSplit, TaskData, make_benchmark
+from audio_ticl.models import TaskIncrementalModel, create_model
+from audio_ticl.strategies.ewc import TaskAwareEWCPlugin
+from audio_ticl.strategies.model_adapter import AvalancheTaskModel
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

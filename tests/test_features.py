@@ -9,11 +9,11 @@ import pytest
 import torch
 import torchaudio.compliance.kaldi as kaldi
 
-from benchmark.audio.cache import FeatureCache, extract_features
-from benchmark.audio.features import FbankSettings, SpecAugment, fbank, normalize, pad_or_crop
-from benchmark.audio.io import load_audio, waveform_from_clip
-from benchmark.datasets.base import Clip
-from benchmark.errors import DataError
+from audio_ticl.benchmark.audio.cache import FeatureCache, extract_features
+from audio_ticl.benchmark.audio.features import FbankSettings, SpecAugment, fbank, normalize, pad_or_crop
+from audio_ticl.benchmark.audio.io import load_audio, waveform_from_clip
+from audio_ticl.benchmark.datasets.base import Clip
+from audio_ticl.benchmark.errors import DataError
 from fixtures import ESC50_SUBSET, FSDD_ROOT, tone, write_wav
 
 ESC_CLIP = ESC50_SUBSET / "audio" / "1-100032-A-0.ogg"

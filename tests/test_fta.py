@@ -5,15 +5,15 @@ import pytest
 import torch
 from einops import rearrange
 
-from models.attention import (
+from audio_ticl.models.attention import (
     criss_cross_mask,
     frequency_time_attention,
     frequency_time_attention_packed,
     fta_attended_pairs,
     fta_dense_reference,
 )
-from models.errors import ModelError
-from models.mixers import MIXERS, FrequencyTimeAttention, GlobalSelfAttention, create_mixer
+from audio_ticl.models.errors import ModelError
+from audio_ticl.models.mixers import MIXERS, FrequencyTimeAttention, GlobalSelfAttention, create_mixer
 
 # (grid, prefix tokens): square and non-square grids, 1 and 2 prefix tokens, degenerate single row / column
 CASES = [((3, 5), 1), ((4, 7), 2), ((6, 3), 1), ((12, 5), 2), ((1, 6), 1), ((5, 1), 2), ((3, 4), 0), ((1, 1), 1)]

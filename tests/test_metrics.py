@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmark import metrics as M
+from audio_ticl.benchmark import metrics as M
 
 # R[i][j]: accuracy on task j after training task i; entries above the diagonal are untrained heads.
 R = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models import (
+from audio_ticl.models import (
     MIXERS,
     PAD_LOGIT,
     PET_METHODS,
@@ -14,10 +14,10 @@ from models import (
     create_pet,
     list_models,
 )
-from models.errors import ModelError
-from models.layers import PatchEmbed, QuickGELU
-from models.pet import ConvPass, ConvPassMethod
-from models.pos_embed import resample_pos_embed
+from audio_ticl.models.errors import ModelError
+from audio_ticl.models.layers import PatchEmbed, QuickGELU
+from audio_ticl.models.pet import ConvPass, ConvPassMethod
+from audio_ticl.models.pos_embed import resample_pos_embed
 
 D_BASE = 768
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.cli import main
-from benchmark.config import load_config
-from benchmark.errors import ConfigError
+from audio_ticl.benchmark.cli import main
+from audio_ticl.benchmark.config import load_config
+from audio_ticl.benchmark.errors import ConfigError
 from fixtures import AVE_FIXTURE_CLASSES, SCV2_WORDS, make_ave_fixture, make_esc50_fixture, make_speechcommands_fixture, make_urbansound8k_fixture
 
 #: two classes in each ESC-50 category, so the five category tasks exist
@@ -53,7 +53,7 @@ def test_smoke_variant_shrinks_the_preset_but_keeps_its_protocol() -> None:
 
 
 def test_aicl_paper_keeps_each_datasets_input_length(paper_root: Path) -> None:
-    from benchmark.scenarios import build_tasks, model_frames, task_frames
+    from audio_ticl.benchmark.scenarios import build_tasks, model_frames, task_frames
 
     for smoke in (False, True):
         cfg = load_config("aicl-paper", smoke=smoke, overrides=[f"data.root={paper_root}"])

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from benchmark.cli import main
+from audio_ticl.benchmark.cli import main
 from fixtures import ESC50_SUBSET, FSDD_ROOT, make_speechcommands_fixture
 
 TINY = [
@@ -24,7 +24,7 @@ def _run(preset, root, out, extra=()):
 
 
 def test_speechcommands_preset_on_a_fixture(tmp_path):
-    from benchmark.datasets import COMMAND_WORDS
+    from audio_ticl.benchmark.datasets import COMMAND_WORDS
 
     root = make_speechcommands_fixture(tmp_path / "sc", COMMAND_WORDS, speakers=3, takes=1)
     summaries = _run("speechcommands-cpu", root, tmp_path / "run")
@@ -65,7 +65,7 @@ def test_baselines_preset_runs_every_strategy(tmp_path):
     for item in TINY:
         args += ["--set", item]
     assert main(args) == 0
-    from benchmark.config import load_config
+    from audio_ticl.benchmark.config import load_config
 
     names = [m.name for m in load_config("baselines-esc50-cpu").methods]
     assert len(names) == 12 and "aicl-fta" in names

@@ -11,14 +11,14 @@ import torch
 from avalanche.core import SupervisedPlugin
 from avalanche.training.plugins import EvaluationPlugin
 
-from benchmark import metrics as M
-from benchmark.config import load_config
-from benchmark.results import provenance
-from benchmark.runner import run, run_method, untrained_head_evaluation
-from benchmark.scenarios import FeatureSplit, TaskData, build_tasks, make_benchmark
-from models import TaskIncrementalModel, create_model
-from strategies import get_strategy, make_optimizer_factory
-from strategies.plugins import BestValidationPlugin, evaluate
+from audio_ticl.benchmark import metrics as M
+from audio_ticl.benchmark.config import load_config
+from audio_ticl.benchmark.results import provenance
+from audio_ticl.benchmark.runner import run, run_method, untrained_head_evaluation
+from audio_ticl.benchmark.scenarios import FeatureSplit, TaskData, build_tasks, make_benchmark
+from audio_ticl.models import TaskIncrementalModel, create_model
+from audio_ticl.strategies import get_strategy, make_optimizer_factory
+from audio_ticl.strategies.plugins import BestValidationPlugin, evaluate
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -98,7 +98,7 @@ class _ScriptedValidation(BestValidationPlugin):
         self.scores = list(scores)
 
     def after_training_epoch(self, strategy, *args, **kwargs):
-        import strategies.plugins as plugins
+        import audio_ticl.strategies.plugins as plugins
 
         acc, loss = self.scores.pop(0)
         real = plugins.evaluate
@@ -173,7 +173,7 @@ def test_joint_reports_no_forgetting_bwt_or_plasticity(tmp_path, smoke_cfg):
 
 
 def test_class_order_is_shared_across_seeds_unless_asked_otherwise():
-    from benchmark.scenarios import make_source, plan_class_split
+    from audio_ticl.benchmark.scenarios import make_source, plan_class_split
 
     cfg = load_config("smoke", overrides=["scenario.class_order=seeded"])
     source = make_source(cfg.data.source, cfg.data.root, cfg.data.options, "data")
@@ -185,7 +185,7 @@ def test_class_order_is_shared_across_seeds_unless_asked_otherwise():
 
 # ------------------------------------------------------------------------------------------ tuning
 def test_search_reads_validation_only_and_fixes_the_chosen_values(tmp_path, monkeypatch):
-    import benchmark.scenarios as scenarios
+    import audio_ticl.benchmark.scenarios as scenarios
 
     seen_splits = []
     real = scenarios.extract_features
@@ -195,7 +195,7 @@ def test_search_reads_validation_only_and_fixes_the_chosen_values(tmp_path, monk
         return real(clips, *args, **kwargs)
 
     monkeypatch.setattr(scenarios, "extract_features", recording)
-    import benchmark.runner as runner
+    import audio_ticl.benchmark.runner as runner
 
     real_run_method = runner.run_method
     search_calls = []
@@ -229,7 +229,7 @@ def test_search_reads_validation_only_and_fixes_the_chosen_values(tmp_path, monk
 
 
 def test_bad_search_keys_are_config_errors():
-    from benchmark.errors import ConfigError
+    from audio_ticl.benchmark.errors import ConfigError
 
     with pytest.raises(ConfigError, match="methods.2.search.lr"):
         load_config("smoke", overrides=["methods.finetune.search={lr: [1]}"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmark.cli import main
+from audio_ticl.benchmark.cli import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -31,7 +31,7 @@ def test_readme_strategy_example_runs(tmp_path, monkeypatch):
         assert main(["run", "--config", str(path), "--out", str(out), "--no-progress"]) == 0
     finally:
         sys.modules.pop("readme_strategy", None)
-        from strategies import STRATEGIES
+        from audio_ticl.strategies import STRATEGIES
 
         STRATEGIES.pop("adapters_norms_replay", None)
     summary = json.loads((out / "anr" / "summary.json").read_text())

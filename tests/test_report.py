@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import metrics as M
-from benchmark.cli import main
-from benchmark.errors import TICLError
+from audio_ticl.benchmark import metrics as M
+from audio_ticl.benchmark.cli import main
+from audio_ticl.benchmark.errors import TICLError
 
-from benchmark.report.collect import UnfinishedRunError, load_runs, matrix_frame, method_frame, shared_params
-from benchmark.report.plots import method_styles, plot_accuracy_vs_task, plot_runs
-from benchmark.report.table import build_table, notes, to_csv, to_markdown
-from benchmark.summary import SCHEMA_VERSION, Environment, RunSummary, SeedsSummary, TaskInfo, TaskRecord
+from audio_ticl.benchmark.report.collect import UnfinishedRunError, load_runs, matrix_frame, method_frame, shared_params
+from audio_ticl.benchmark.report.plots import method_styles, plot_accuracy_vs_task, plot_runs
+from audio_ticl.benchmark.report.table import build_table, notes, to_csv, to_markdown
+from audio_ticl.benchmark.summary import SCHEMA_VERSION, Environment, RunSummary, SeedsSummary, TaskInfo, TaskRecord
 
 BACKBONE = 1000  # shared parameters of the hand-made runs
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

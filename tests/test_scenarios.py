@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from benchmark.config import ScenarioConfig, load_config
-from benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
-from benchmark.errors import ConfigError
-from benchmark.scenarios import FeatureSplit, TaskData, make_benchmark, plan_class_split
+from audio_ticl.benchmark.config import ScenarioConfig, load_config
+from audio_ticl.benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
+from audio_ticl.benchmark.errors import ConfigError
+from audio_ticl.benchmark.scenarios import FeatureSplit, TaskData, make_benchmark, plan_class_split
 
 
 class FakeSource(ClipSource):
@@ -103,7 +103,7 @@ def test_esc50_preset_splits_the_subset_into_five_tasks():
 
     if not ESC50_SUBSET.is_dir():
         pytest.skip(f"shared ESC-10 data not found at {ESC50_SUBSET}")
-    from benchmark.scenarios import make_source
+    from audio_ticl.benchmark.scenarios import make_source
 
     cfg = load_config("esc50-cpu", overrides=[f"data.root={ESC50_SUBSET}"])
     source = make_source(cfg.data.source, cfg.data.root, cfg.data.options, "data")

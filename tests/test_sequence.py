@@ -3,7 +3,7 @@ import json
 
 import yaml
 
-from benchmark.cli import main
+from audio_ticl.benchmark.cli import main
 from fixtures import make_speechcommands_fixture
 
 

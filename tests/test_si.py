@@ -8,11 +8,11 @@ import torch
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training.plugins import EvaluationPlugin, SynapticIntelligencePlugin
 
-import strategies.plugins as runner_plugins
-from benchmark.scenarios import make_benchmark
-from strategies import get_strategy, make_optimizer_factory
-from strategies.plugins import BestValidationPlugin
-from strategies.si import CopyingSIPlugin
+import audio_ticl.strategies.plugins as runner_plugins
+from audio_ticl.benchmark.scenarios import make_benchmark
+from audio_ticl.strategies import get_strategy, make_optimizer_factory
+from audio_ticl.strategies.plugins import BestValidationPlugin
+from audio_ticl.strategies.si import CopyingSIPlugin
 from test_baselines import _Hook, _net, _tasks
 
 

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from benchmark.errors import ConfigError
-from models import TaskIncrementalModel, create_model, create_pet
-from strategies import STRATEGIES, TICLStrategy, get_strategy, make_optimizer_factory, register_strategy
+from audio_ticl.benchmark.errors import ConfigError
+from audio_ticl.models import TaskIncrementalModel, create_model, create_pet
+from audio_ticl.strategies import STRATEGIES, TICLStrategy, get_strategy, make_optimizer_factory, register_strategy
 
 
 def _net(pet=True):
@@ -24,7 +24,7 @@ def test_builtin_strategies_are_registered():
 
 
 def test_strategy_by_import_path():
-    assert get_strategy("strategies.finetune:Finetune") is STRATEGIES["finetune"]
+    assert get_strategy("audio_ticl.strategies.finetune:Finetune") is STRATEGIES["finetune"]
 
 
 def test_unknown_strategy_lists_the_registered_ones():

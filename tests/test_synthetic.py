@@ -6,8 +6,8 @@ import pickle
 import numpy as np
 import pytest
 
-from benchmark.datasets.base import SPLITS, ClipSource
-from benchmark.datasets.synthetic import (
+from audio_ticl.benchmark.datasets.base import SPLITS, ClipSource
+from audio_ticl.benchmark.datasets.synthetic import (
     DEFAULT_TASK_CLASSES,
     GENERATOR_VERSION,
     GENERATORS,
@@ -16,7 +16,7 @@ from benchmark.datasets.synthetic import (
     SyntheticSource,
     render_clip,
 )
-from benchmark.errors import ConfigError
+from audio_ticl.benchmark.errors import ConfigError
 
 SMALL = {"train": 2, "val": 1, "test": 1}
 

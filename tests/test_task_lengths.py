@@ -12,13 +12,13 @@ import pytest
 import torch
 import yaml
 
-from benchmark import metrics as M
-from benchmark.config import ModelConfig, load_config
-from benchmark.errors import ConfigError
-from benchmark.scenarios import build_tasks, input_frames, model_frames, task_frames
-from models import TaskIncrementalModel, create_model, create_pet
-from models.errors import ModelError
-from models.pos_embed import resample_pos_embed
+from audio_ticl.benchmark import metrics as M
+from audio_ticl.benchmark.config import ModelConfig, load_config
+from audio_ticl.benchmark.errors import ConfigError
+from audio_ticl.benchmark.scenarios import build_tasks, input_frames, model_frames, task_frames
+from audio_ticl.models import TaskIncrementalModel, create_model, create_pet
+from audio_ticl.models.errors import ModelError
+from audio_ticl.models.pos_embed import resample_pos_embed
 
 MELS = 32
 LONG, SHORT = 64, 32  # stride 16 on 32 mel bins: grids (2, 4) and (2, 2)

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from benchmark.audio.cache import extract_features
-from benchmark.audio.features import FbankSettings
-from benchmark.config import load_config
-from benchmark.datasets import SOURCES, UrbanSound8KSource
-from benchmark.datasets.urbansound8k import URBANSOUND8K_DEFAULTS
-from benchmark.errors import ConfigError, DataError
-from benchmark.scenarios import build_tasks, make_source
+from audio_ticl.benchmark.audio.cache import extract_features
+from audio_ticl.benchmark.audio.features import FbankSettings
+from audio_ticl.benchmark.config import load_config
+from audio_ticl.benchmark.datasets import SOURCES, UrbanSound8KSource
+from audio_ticl.benchmark.datasets.urbansound8k import URBANSOUND8K_DEFAULTS
+from audio_ticl.benchmark.errors import ConfigError, DataError
+from audio_ticl.benchmark.scenarios import build_tasks, make_source
 from fixtures import make_urbansound8k_fixture
 
 CLASSES = ["air_conditioner", "dog_bark", "gun_shot"]

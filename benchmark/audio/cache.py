@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.audio.features import FbankSettings, fbank
-from benchmark.audio.io import load_audio, waveform_from_clip
-from benchmark.datasets.base import Clip
-from benchmark.errors import DataError
+from audio_ticl.benchmark.audio.features import FbankSettings, fbank
+from audio_ticl.benchmark.audio.io import load_audio, waveform_from_clip
+from audio_ticl.benchmark.datasets.base import Clip
+from audio_ticl.benchmark.errors import DataError
 
 __all__ = ["FeatureCache", "FeatureBatch", "compute_clip_features", "extract_features", "clip_identity"]
 

@@ -12,8 +12,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from benchmark.datasets.base import Clip
-from benchmark.errors import DataError
+from audio_ticl.benchmark.datasets.base import Clip
+from audio_ticl.benchmark.errors import DataError
 
 __all__ = ["load_audio", "to_mono_tensor", "waveform_from_clip"]
 

@@ -1,14 +1,14 @@
 """Dataset sources in their official layouts, and the registry that configs name them by."""
 from __future__ import annotations
 
-from benchmark.datasets.ave import AVESource
-from benchmark.datasets.base import SPLITS, Clip, ClipSource, FeatureDefaults
-from benchmark.datasets.esc50 import ESC50Source
-from benchmark.datasets.fsdd import FSDDSource
-from benchmark.datasets.speechcommands import COMMAND_WORDS, SpeechCommandsSource
-from benchmark.datasets.synthetic import SyntheticSource
-from benchmark.datasets.urbansound8k import UrbanSound8KSource
-from benchmark.errors import ConfigError
+from audio_ticl.benchmark.datasets.ave import AVESource
+from audio_ticl.benchmark.datasets.base import SPLITS, Clip, ClipSource, FeatureDefaults
+from audio_ticl.benchmark.datasets.esc50 import ESC50Source
+from audio_ticl.benchmark.datasets.fsdd import FSDDSource
+from audio_ticl.benchmark.datasets.speechcommands import COMMAND_WORDS, SpeechCommandsSource
+from audio_ticl.benchmark.datasets.synthetic import SyntheticSource
+from audio_ticl.benchmark.datasets.urbansound8k import UrbanSound8KSource
+from audio_ticl.benchmark.errors import ConfigError
 
 __all__ = [
     "SPLITS",

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
-from benchmark.datasets.esc50 import ESC50_DEFAULTS
-from benchmark.errors import DataError
+from audio_ticl.benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
+from audio_ticl.benchmark.datasets.esc50 import ESC50_DEFAULTS
+from audio_ticl.benchmark.errors import DataError
 
 __all__ = ["AVESource", "AVE_DEFAULTS", "SPLIT_FILES", "EXTRACT_HINT"]
 

@@ -12,7 +12,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from benchmark.errors import DataError
+from audio_ticl.benchmark.errors import DataError
 
 SPLITS = ("train", "val", "test")
 

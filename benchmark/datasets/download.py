@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 from tqdm.auto import tqdm
 
-from benchmark.errors import DataError
+from audio_ticl.benchmark.errors import DataError
 
 __all__ = [
     "ESC50_URL",

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from benchmark.datasets.base import Clip, ClipSource, FeatureDefaults, select_classes
-from benchmark.datasets.folds import split_of_fold
-from benchmark.errors import DataError
+from audio_ticl.benchmark.datasets.base import Clip, ClipSource, FeatureDefaults, select_classes
+from audio_ticl.benchmark.datasets.folds import split_of_fold
+from audio_ticl.benchmark.errors import DataError
 
 __all__ = ["ESC50Source", "ESC50_DEFAULTS", "ESC50_CATEGORIES", "REQUIRED_COLUMNS"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from benchmark.errors import DataError
+from audio_ticl.benchmark.errors import DataError
 
 __all__ = ["split_of_fold"]
 

@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 from typing import Iterable, Optional
 
-from benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
-from benchmark.datasets.speechcommands import SPEECHCOMMANDS_DEFAULTS
-from benchmark.errors import DataError
+from audio_ticl.benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
+from audio_ticl.benchmark.datasets.speechcommands import SPEECHCOMMANDS_DEFAULTS
+from audio_ticl.benchmark.errors import DataError
 
 __all__ = ["FSDDSource", "FSDD_DEFAULTS", "TEST_TAKES"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
-from benchmark.errors import DataError
+from audio_ticl.benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
+from audio_ticl.benchmark.errors import DataError
 
 __all__ = ["SpeechCommandsSource", "SPEECHCOMMANDS_DEFAULTS", "COMMAND_WORDS", "BACKGROUND_NOISE"]
 

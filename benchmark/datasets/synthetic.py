@@ -21,8 +21,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from benchmark.datasets.base import SPLITS, Clip, ClipSource, FeatureDefaults
-from benchmark.errors import ConfigError
+from audio_ticl.benchmark.datasets.base import SPLITS, Clip, ClipSource, FeatureDefaults
+from audio_ticl.benchmark.errors import ConfigError
 
 #: part of every clip key; bump it when any generator or the mixing changes (invalidates feature caches)
 GENERATOR_VERSION = "v2"

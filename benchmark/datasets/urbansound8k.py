@@ -17,9 +17,9 @@ from pathlib import Path
 from collections.abc import Iterable
 from typing import Optional, Sequence
 
-from benchmark.datasets.base import Clip, ClipSource, FeatureDefaults, select_classes
-from benchmark.datasets.folds import split_of_fold
-from benchmark.errors import DataError
+from audio_ticl.benchmark.datasets.base import Clip, ClipSource, FeatureDefaults, select_classes
+from audio_ticl.benchmark.datasets.folds import split_of_fold
+from audio_ticl.benchmark.errors import DataError
 
 __all__ = ["UrbanSound8KSource", "URBANSOUND8K_DEFAULTS", "REQUIRED_COLUMNS", "FOLDS", "DATASET_DIR", "CSV_RELPATH"]
 

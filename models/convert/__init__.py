@@ -19,15 +19,15 @@ from typing import Callable
 
 from torch import nn
 
-from models.convert.base import (
+from audio_ticl.models.convert.base import (
     ASTGeometry,
     ConversionError,
     StateDict,
     WeightsUnavailableError,
     read_checkpoint,
 )
-from models.convert.timm_vit import convert_timm_vit, load_timm_vit
-from models.errors import ModelError
+from audio_ticl.models.convert.timm_vit import convert_timm_vit, load_timm_vit
+from audio_ticl.models.errors import ModelError
 
 __all__ = [
     "CONVERTERS",

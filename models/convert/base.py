@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from models.errors import ModelError
+from audio_ticl.models.errors import ModelError
 
 __all__ = ["ConversionError", "WeightsUnavailableError", "ASTGeometry", "read_checkpoint", "check_against"]
 

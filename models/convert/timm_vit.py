@@ -25,9 +25,9 @@ import torch
 from einops import reduce
 from torch import nn
 
-from models.convert.base import ASTGeometry, ConversionError, StateDict, WeightsUnavailableError, check_against
-from models.convert.base import read_checkpoint
-from models.pos_embed import resample_pos_embed
+from audio_ticl.models.convert.base import ASTGeometry, ConversionError, StateDict, WeightsUnavailableError, check_against
+from audio_ticl.models.convert.base import read_checkpoint
+from audio_ticl.models.pos_embed import resample_pos_embed
 
 __all__ = ["convert_timm_vit", "load_timm_vit"]
 

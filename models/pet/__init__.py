@@ -1,6 +1,6 @@
 """PET methods: per-task modules injected into a backbone's PET sites (see ``models.pet.base``)."""
-from models.pet.base import PET_METHODS, PETMethod, PETSite, create_pet, iter_sites, register_pet
-from models.pet.convpass import ConvPass, ConvPassMethod
+from audio_ticl.models.pet.base import PET_METHODS, PETMethod, PETSite, create_pet, iter_sites, register_pet
+from audio_ticl.models.pet.convpass import ConvPass, ConvPassMethod
 
 __all__ = [
     "PET_METHODS",

@@ -21,7 +21,7 @@ from typing import Callable, ClassVar, Iterator
 import torch
 from torch import nn
 
-from models.errors import ModelError, UnknownNameError, UnknownOptionError
+from audio_ticl.models.errors import ModelError, UnknownNameError, UnknownOptionError
 
 __all__ = ["PETSite", "PETMethod", "PET_METHODS", "register_pet", "create_pet", "iter_sites"]
 

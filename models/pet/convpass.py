@@ -10,8 +10,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from models.layers import QuickGELU
-from models.pet.base import PETMethod, register_pet
+from audio_ticl.models.layers import QuickGELU
+from audio_ticl.models.pet.base import PETMethod, register_pet
 
 __all__ = ["ConvPass", "ConvPassMethod"]
 
