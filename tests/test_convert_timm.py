@@ -248,7 +248,7 @@ def test_local_file_through_timm_and_the_runner(tmp_path):
     """``model.init: timm:<name>:<file>`` in a run config: the file is checked and converted, no network."""
     from audio_ticl.benchmark.config import MethodConfig, ModelConfig, RunConfig
     from audio_ticl.benchmark.errors import ConfigError
-    from audio_ticl.benchmark.runner import build_model
+    from audio_ticl.benchmark.model_setup import build_model
 
     torch.manual_seed(0)
     source = timm.create_model("vit_tiny_patch16_224", pretrained=False)  # 192-d, 3 heads, depth 12, 14 x 14
