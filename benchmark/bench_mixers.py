@@ -13,10 +13,11 @@ import argparse
 import os
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
+from torch.utils import benchmark
 
 from audio_ticl.models.ast import Block
 from audio_ticl.models.attention import frequency_time_attention, global_attention
@@ -46,20 +47,26 @@ def time_interleaved(
     repeats: int,
     warmup: int,
     clock: Callable[[], float],
-    sync: Callable[[], None] = lambda: None,
 ) -> dict[str, float]:
-    """Median milliseconds of each callable; the callables alternate within every repeat so drifts hit all alike."""
+    """Median milliseconds of each callable, timed by ``torch.utils.benchmark.Timer``.
+
+    The callables alternate within every repeat, so that drifts of the machine hit all alike. Each measurement is
+    one ``Timer.timeit(1)``: two untimed calls (the Timer's own warm-up, which also puts the caches in that
+    callable's state) and one timed call; the wall clock synchronises CUDA around it. The Timer runs with the
+    caller's torch thread count (its default would be one thread).
+    """
+    threads = torch.get_num_threads()
+    timers = {
+        name: benchmark.Timer(stmt="fn()", globals={"fn": fn}, timer=clock, num_threads=threads)
+        for name, fn in fns.items()
+    }
     for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    sync()
+        for timer in timers.values():
+            timer.timeit(1)
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        for name, fn in fns.items():
-            start = clock()
-            fn()
-            sync()
-            times[name].append(clock() - start)
+        for name, timer in timers.items():
+            times[name].append(timer.timeit(1).median)
     return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
 
 
@@ -125,7 +132,6 @@ def run(
     """Time every case at every token count; returns the rows of the table."""
     tick = _clock(clock)
     dev = torch.device(device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     rows = []
     for n in tokens:
         if n % N_FREQ:
@@ -138,7 +144,7 @@ def run(
             todo += _block_cases(batch, heads * head_dim, heads, grid, prefix, backward, dev)
         for name, fns, mode in todo:
             with mode():
-                ms = time_interleaved(fns, repeats, warmup, tick, sync)
+                ms = time_interleaved(fns, repeats, warmup, tick)
             rows.append(Row(n, grid, name, ms["gsa"], ms["fta"]))
     return rows
 

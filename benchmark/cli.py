@@ -1,4 +1,12 @@
-"""The ``ticl`` command line (also ``python -m audio_ticl.benchmark``)."""
+"""The ``ticl`` command line (also ``python -m audio_ticl.benchmark``).
+
+Errors: every :class:`~audio_ticl.models.errors.TICLError` (bad config, data, checkpoint, model or strategy input:
+``ConfigError``, ``DataError``, ``CheckpointError``, ``ModelError``, ``StrategyError``) is printed as one line,
+``ticl: error: ...``, with exit status 2; any other exception is a bug and keeps its traceback.
+
+Progress: bars only when asked for and stderr is a terminal (:func:`wants_progress`); in a log file the training
+loop writes one line per epoch instead, and the feature-extraction and download bars stay off.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +15,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import TextIO
 
 from .errors import TICLError
 
@@ -22,6 +30,18 @@ def _seed_list(text: str) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"--seeds expects distinct integers, got '{text}'")
     return seeds
+
+
+def wants_progress(args: argparse.Namespace, stream: TextIO | None = None) -> bool:
+    """Progress bars: not turned off with ``--no-progress``, and ``stream`` (default stderr, where tqdm draws) is a
+    terminal, so a redirected run never writes carriage-return frames into its log."""
+    stream = sys.stderr if stream is None else stream
+    if getattr(args, "no_progress", False):
+        return False
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def _add_run(sub) -> None:
@@ -50,8 +70,10 @@ def _add_run(sub) -> None:
         "--smoke", action="store_true",
         help="the preset's smoke variant (tiny model, a few batches): checks a paper preset end to end on CPU",
     )
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out after its last finished task")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out after its last finished task")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (also off when stderr is not a terminal): one log line per epoch")
 
 
 def _add_presets(sub) -> None:
@@ -84,7 +106,8 @@ def _add_datasets(sub) -> None:
     d.add_argument("name", choices=DOWNLOADABLE, help="dataset to download")
     d.add_argument("--root", type=Path, required=True, help="dataset folder to create (later: --data-root)")
     d.add_argument("--keep-archive", action="store_true", help="keep the downloaded archive after extraction")
-    d.add_argument("--no-progress", action="store_true", help="no progress bars")
+    d.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (also off when stderr is not a terminal)")
 
 
 def _add_table(sub) -> None:
@@ -110,12 +133,16 @@ def _add_plot(sub) -> None:
     )
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
                    help="a run folder of `ticl run` (or one method folder, or one of its seed<N> folders)")
-    p.add_argument("--kind", choices=["curves", "matrix", "pet", "all"], default="all", help="which figure (default: all)")
-    p.add_argument("--out", type=Path, metavar="DIR", help="folder for the figures (default: RUN_DIR/plots for one RUN_DIR)")
+    p.add_argument("--kind", choices=["curves", "matrix", "pet", "all"], default="all",
+                   help="which figure (default: all)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="folder for the figures (default: RUN_DIR/plots for one RUN_DIR)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ticl", description="audio-ticl: task-incremental continual learning for audio")
+    parser = argparse.ArgumentParser(
+        prog="ticl", description="audio-ticl: task-incremental continual learning for audio"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_run(sub)
@@ -148,7 +175,7 @@ def cmd_run(args) -> int:
         out = RUNS_DIR / f"{cfg.name}-{seed_tag}-{time.strftime('%Y%m%d-%H%M%S')}"
     elif not args.resume and any(any((Path(out) / m.name).rglob("summary.json")) for m in cfg.methods):
         raise TICLError(f"run folder {out} already holds finished results; choose another --out or pass --resume")
-    _, table = run(cfg, Path(out), progress=not args.no_progress, resume=args.resume, seeds=args.seeds)
+    _, table = run(cfg, Path(out), progress=wants_progress(args), resume=args.resume, seeds=args.seeds)
     print(f"\n{table}\n\nrun folder: {out}")
     return 0
 
@@ -193,7 +220,7 @@ def cmd_datasets(args) -> int:
         return 0
     info = DOWNLOADS[args.name]
     print(f"{args.name}: {info.url} ({info.size}) -> {args.root}", flush=True)
-    folder = download_dataset(args.name, args.root, progress=not args.no_progress, keep_archive=args.keep_archive)
+    folder = download_dataset(args.name, args.root, progress=wants_progress(args), keep_archive=args.keep_archive)
     print(f"{args.name}: ready and verified in {folder} (pass it as --data-root, or data.root in a config)")
     return 0
 
@@ -224,11 +251,17 @@ def cmd_plot(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "presets": cmd_presets, "strategies": cmd_strategies, "bench": cmd_bench, "datasets": cmd_datasets,
-            "table": cmd_table, "plot": cmd_plot}
+COMMANDS = {"run": cmd_run, "presets": cmd_presets, "strategies": cmd_strategies, "bench": cmd_bench,
+            "datasets": cmd_datasets, "table": cmd_table, "plot": cmd_plot}
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def error_line(exc: BaseException) -> str:
+    """A project error as the one line the CLI prints (its lines joined; its class name if it has no message)."""
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return f"ticl: error: {text or type(exc).__name__}"
+
+
+def main(argv: list[str] | None = None) -> int:
     # qpsolvers (pulled in by Avalanche for GEM) warns on import that it has no solver; no strategy here uses it
     warnings.filterwarnings("ignore", message="no QP solver found")
     parser = build_parser()
@@ -240,11 +273,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         args = parser.parse_args(["run", *(argv or [])])
     try:
         return COMMANDS[args.command](args)
-    except TICLError as exc:
-        print(f"ticl: error: {exc}", file=sys.stderr)
+    except TICLError as exc:  # user input (config, data, checkpoint, model, strategy): one line, no traceback
+        print(error_line(exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ticl: interrupted; finished tasks are checkpointed, continue with --resume --out RUN_DIR", file=sys.stderr)
+        print("ticl: interrupted; finished tasks are checkpointed, continue with --resume --out RUN_DIR",
+              file=sys.stderr)
         return 130
 
 

@@ -1,9 +1,13 @@
-"""Project exceptions: every user-facing failure names the file, key or value and what was expected."""
+"""Project exceptions of ``benchmark/``: every user-facing failure names the file, key or value and what was expected.
+
+The root, :class:`TICLError`, lives in :mod:`audio_ticl.models.errors` (the bottom layer, importable by every
+package without a cycle) and is re-exported here; the CLI catches it and nothing else.
+"""
 from __future__ import annotations
 
+from audio_ticl.models.errors import ModelError, TICLError
 
-class TICLError(Exception):
-    """Base class for errors caused by user input (config, data, paths), shown without a traceback."""
+__all__ = ["TICLError", "ModelError", "ConfigError", "DataError", "CheckpointError"]
 
 
 class ConfigError(TICLError):
@@ -12,3 +16,7 @@ class ConfigError(TICLError):
 
 class DataError(TICLError):
     """A dataset root, metadata file or audio file is missing or unreadable."""
+
+
+class CheckpointError(TICLError):
+    """A task checkpoint cannot be resumed from (unreadable, or written in another checkpoint format)."""

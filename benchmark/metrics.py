@@ -1,20 +1,21 @@
 """Continual-learning metrics from an accuracy matrix, and compute figures from counters.
 
 Avalanche logs accuracy and its own forgetting per experience (``metrics.csv``); the headline numbers use the
-standard definitions (Chaudhry et al. 2018, "Riemannian Walk"; Lopez-Paz & Ranzato 2017, GEM), computed here from the full matrix R[i][j] (accuracy on task j after
-training task i), because Avalanche's forgetting is "accuracy after first training minus now", not the max
-over history.
+standard definitions (Chaudhry et al. 2018, "Riemannian Walk"; Lopez-Paz & Ranzato 2017, GEM), computed here
+from the full matrix R[i][j] (accuracy on task j after training task i), because Avalanche's forgetting is
+"accuracy after first training minus now", not the max over history.
 """
 from __future__ import annotations
 
 import resource
 import sys
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from audio_ticl.models.cpu_flash import flash_forward_op
 
 
 def _matrix(R) -> np.ndarray:
@@ -78,7 +79,7 @@ HEADLINE_METRICS = {
 }
 
 
-def _clip_arrays(correct: list[list[str]], T: int) -> Optional[list[np.ndarray]]:
+def _clip_arrays(correct: list[list[str]], T: int) -> list[np.ndarray] | None:
     """Per-clip outcomes -> one (T rows, n_j clips) bool array per task j; None if they are missing or ragged
     (then there is no interval)."""
     if len(correct) != T or any(len(row) != T for row in correct):
@@ -177,9 +178,10 @@ def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, *
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-#: torch's counter has formulas for the CUDA attention kernels only; on CPU, SDPA dispatches to
-#: ``_scaled_dot_product_flash_attention_for_cpu``, which it would count as zero FLOPs.
-_EXTRA_FLOP_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flop}
+#: torch's counter has formulas for the CUDA attention kernels only; on CPU, SDPA (and FTA's fused path) dispatch to
+#: ``_scaled_dot_product_flash_attention_for_cpu``, which it would count as zero FLOPs. A private op: absent from
+#: some torch build, it needs no formula.
+_EXTRA_FLOP_FORMULAS = {op: _cpu_sdpa_flop for op in [flash_forward_op()] if op is not None}
 
 
 def count_flops(model: torch.nn.Module, x: torch.Tensor, task_labels: torch.Tensor) -> int:

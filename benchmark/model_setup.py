@@ -1,8 +1,10 @@
-"""The model of one method: backbone (with the method's token mixer), its initial weights and its PET method."""
-from __future__ import annotations
+"""The model of one method, from the run config: a thin adapter onto ``models``' factory.
 
-from pathlib import Path
-from typing import Optional
+Config keys map to the factory's arguments (``model.name`` and the geometry -> ``create_model``, ``model.init`` ->
+``init_backbone``, ``methods.<name>.pet`` -> ``create_pet``); the factory's errors come back as ``ConfigError``
+naming the key. ``benchmark.upstream`` registers the ``upstream`` init source on import.
+"""
+from __future__ import annotations
 
 import torch
 
@@ -17,16 +19,14 @@ def build_model(
     frames: int,
     device: torch.device,
     progress: bool,
-    frames_per_task: Optional[dict[int, int]] = None,
+    frames_per_task: dict[int, int] | None = None,
 ):
     """Backbone (with the method's token mixer, built for ``frames`` input frames) + its initial weights + the
     method's PET method; ``frames_per_task`` gives each task its own input length (and position embedding)."""
-    from audio_ticl.models import TaskIncrementalModel, create_model, create_pet
-    from audio_ticl.models.convert import CONVERTERS, is_converter_spec, load_pretrained
+    from audio_ticl.models import TaskIncrementalModel, create_model, create_pet, init_backbone
     from audio_ticl.models.errors import ModelError
-    from audio_ticl.models.pos_embed import resample_pos_embed
 
-    from .upstream import backbone_kwargs, pretrained_backbone_state
+    from .upstream import backbone_kwargs
 
     try:
         backbone = create_model(
@@ -38,28 +38,17 @@ def build_model(
         )
     except KeyError as exc:
         raise ConfigError(f"config key 'model.name': {exc}") from None
-    init = cfg.model.init
-    if init == "upstream":
-        ckpt = pretrained_backbone_state(cfg.model, cfg.features.num_mel_bins, default_cache_dir(cfg.features), device, progress)
-        state = dict(ckpt["state_dict"])
-        if tuple(ckpt["grid"]) != tuple(backbone.patch_grid):
-            state["pos_embed"] = resample_pos_embed(
-                state["pos_embed"], tuple(ckpt["grid"]), tuple(backbone.patch_grid), backbone.num_prefix_tokens
-            )
-        backbone.load_state_dict(state)
-    elif is_converter_spec(init):  # e.g. timm:vit_base_patch16_384[:/path/to/weights.pth]
-        try:
-            backbone.load_state_dict(load_pretrained(init, backbone))
-        except ModelError as exc:
-            raise ConfigError(f"config key 'model.init': {exc}") from exc
-    elif init != "random":
-        path = Path(init).expanduser()
-        if not path.is_file():
-            raise ConfigError(
-                f"config key 'model.init': expected upstream, random, <source>:<model>[:<file>] (sources: "
-                f"{sorted(CONVERTERS)}) or a state-dict file; '{init}' not found"
-            )
-        backbone.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    upstream = {
+        "model_cfg": cfg.model,
+        "num_mel_bins": cfg.features.num_mel_bins,
+        "cache_dir": default_cache_dir(cfg.features),
+        "device": device,
+        "progress": progress,
+    }
+    try:
+        init_backbone(backbone, cfg.model.init, {"upstream": upstream})
+    except ModelError as exc:
+        raise ConfigError(f"config key 'model.init': {exc}") from None
     pet = None
     if method.pet:
         try:

@@ -9,13 +9,13 @@ import logging
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 import yaml
-
 
 log = logging.getLogger("ticl")
 
@@ -77,7 +77,7 @@ _SOURCE_DIRS = ("benchmark", "strategies", "models")
 
 
 @functools.lru_cache(maxsize=4)
-def provenance(root: Optional[Path] = None) -> Provenance:
+def provenance(root: Path | None = None) -> Provenance:
     """The source tree's commit (``+dirty`` appended when tracked files or untracked source files changed).
 
     A dirty run logs a warning and its folder gets ``source.diff``, so the numbers can be traced to the code that

@@ -1,9 +1,10 @@
-"""Run every method of a config through the task sequence and write its run folder.
+"""Run every method of a config through the task sequence and write its run folder: the task loop.
 
 One method's folder holds ``config.yaml``, ``metrics.csv`` (every Avalanche metric value),
 ``accuracy_matrix.csv``, ``accuracy_vs_task.png``, ``checkpoints/task_NN.pt`` and, last, ``summary.json``.
 A method whose ``summary.json`` exists is complete; otherwise ``resume`` restarts it after its last
-checkpointed task.
+checkpointed task. What a checkpoint holds and how it is restored is :mod:`.checkpoint`; the summary and the
+output files are :mod:`.outputs`; the model and its initial weights come from :mod:`.model_setup`.
 """
 from __future__ import annotations
 
@@ -13,28 +14,28 @@ import logging
 import random
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
-import pandas as pd
 import torch
 
 from . import metrics as M
+from .checkpoint import Checkpoint, Checkpointer, RunProgress
 from .config import MethodConfig, RunConfig, to_dict
 from .errors import ConfigError
-from .report.plots import plot_accuracy_vs_task
-from .results import Provenance, provenance, save_torch, write_csv, write_json, write_text, write_yaml
-from .scenarios import (
-    TaskData, build_tasks, default_cache_dir, input_frames, make_benchmark, model_frames, task_frames,
-)
 from .model_setup import build_model
-from .summary import Environment, RunSummary, SeedsSummary, TaskInfo, TaskRecord, load_run_summary
+from .outputs import SUMMARY, build_summary, method_hyperparameters, write_method_outputs
+from .results import provenance, write_json, write_text, write_yaml
+from .scenarios import TaskData, build_tasks, input_frames, make_benchmark, model_frames, task_frames
+from .summary import RunSummary, SeedsSummary, TaskRecord, load_run_summary
+
+__all__ = [
+    "MethodResult", "SUMMARY", "build_summary", "method_hyperparameters", "resolve_device", "run", "run_method",
+    "seed_everything", "tokens_per_sample", "untrained_head_evaluation",
+]
 
 log = logging.getLogger("ticl")
-
-SUMMARY = "summary.json"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -59,19 +60,6 @@ class MethodResult:
     summary: RunSummary
 
 
-@dataclass
-class _State:
-    """What a checkpoint carries so that a run can restart after its last finished task."""
-
-    R: list = field(default_factory=list)
-    correct: list = field(default_factory=list)
-    per_task: list = field(default_factory=list)
-    metric_rows: list = field(default_factory=list)
-    val_history: dict = field(default_factory=dict)
-    val_loss_history: dict = field(default_factory=dict)
-    best_epoch: dict = field(default_factory=dict)
-
-
 def _evaluator():
     """Avalanche's training-time metrics (loss and accuracy per epoch), kept in memory, written to metrics.csv.
 
@@ -79,7 +67,9 @@ def _evaluator():
     from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
     from avalanche.training.plugins import EvaluationPlugin
 
-    return EvaluationPlugin(accuracy_metrics(epoch=True), loss_metrics(epoch=True), loggers=[])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No loggers specified")  # values are read back, not logged
+        return EvaluationPlugin(accuracy_metrics(epoch=True), loss_metrics(epoch=True), loggers=[])
 
 
 def _metric_rows(evaluator) -> list[dict]:
@@ -111,6 +101,137 @@ def tokens_per_sample(net, frames: int) -> int:
     return int(net.backbone.num_prefix_tokens + f * t)
 
 
+@dataclass
+class _Loop:
+    """What the task loop works with, built once per method."""
+
+    cfg: RunConfig
+    method: MethodConfig
+    tasks: list[TaskData]
+    net: torch.nn.Module
+    strategy: object
+    bm: object
+    eval_stream: object
+    device: torch.device
+    plugins: dict
+
+
+def _restore(checkpoints: Checkpointer, net, device, resolved: dict, name: str) -> tuple[Checkpoint | None, int]:
+    """The latest checkpoint's model, progress and RNG states (its strategy state comes once the strategy exists)."""
+    found = checkpoints.load_latest()
+    if found is None:
+        return None, 0
+    path, saved = found
+    changed = saved.config_changes(resolved)
+    if changed:
+        log.warning("%s: resuming under a config that differs from the checkpoint's at %s", name, ", ".join(changed))
+    saved.restore_model(net, device)
+    saved.rng.restore()
+    log.info("%s: resuming after task %d from %s", name, len(saved.tasks) - 1, path)
+    return saved, len(saved.tasks)
+
+
+def _make_strategy(cfg: RunConfig, method: MethodConfig, strategy_cls, net, bm, device, state: RunProgress,
+                   progress: bool):
+    """The strategy with the runner's plugins (validation first: see ``strategies.common``)."""
+    from audio_ticl.strategies import make_optimizer_factory
+    from audio_ticl.strategies.plugins import (
+        BatchLimitPlugin,
+        BestValidationPlugin,
+        DataTimePlugin,
+        ProgressPlugin,
+        SampleCountPlugin,
+    )
+
+    train_cfg = cfg.method_train(method)
+    validation = BestValidationPlugin(
+        [bm.valid_stream[i].dataset.eval() for i in range(len(bm.valid_stream))], train_cfg.eval_batch_size,
+        train_cfg.select_on_val,
+    )
+    validation.history.update({int(k): v for k, v in state.val_history.items()})
+    validation.loss_history.update({int(k): v for k, v in state.val_loss_history.items()})
+    validation.best_epoch.update({int(k): v for k, v in state.best_epoch.items()})
+    plugins = {"validation": validation, "data_time": DataTimePlugin(), "samples": SampleCountPlugin(),
+               "evaluator": _evaluator()}
+    strategy = strategy_cls(
+        model=net,
+        optimizer_factory=make_optimizer_factory(
+            train_cfg.optimizer, train_cfg.lr, train_cfg.weight_decay, train_cfg.momentum
+        ),
+        train_mb_size=train_cfg.batch_size,
+        train_epochs=train_cfg.epochs,
+        eval_mb_size=train_cfg.eval_batch_size,
+        device=device,
+        plugins=[validation, plugins["data_time"], plugins["samples"],
+                 ProgressPlugin(method.name, validation, enabled=progress)]
+        + ([BatchLimitPlugin(train_cfg.max_batches, cfg.seed)] if train_cfg.max_batches else []),
+        evaluator=plugins["evaluator"],
+        **method.strategy_options,
+    )
+    return strategy, plugins
+
+
+def _train_task(loop: _Loop, i: int, state: RunProgress, prior_metric_rows: list, memory) -> None:
+    """Train task ``i``, then evaluate every task (one cell each) and record what the task cost and chose."""
+    from audio_ticl.strategies.plugins import evaluate
+
+    tasks, strategy, net, device = loop.tasks, loop.strategy, loop.net, loop.device
+    train_cfg = loop.cfg.method_train(loop.method)
+    validation, data_time, samples = loop.plugins["validation"], loop.plugins["data_time"], loop.plugins["samples"]
+    memory.start()
+    # a dataset_sequence step may train its task with its own epochs / batch size (AI-CL: 5/128, 20/32, 15/12)
+    strategy.train_epochs = tasks[i].train.get("epochs", train_cfg.epochs)
+    strategy.train_mb_size = tasks[i].train.get("batch_size", train_cfg.batch_size)
+    started = time.perf_counter()
+    strategy.train(loop.bm.train_stream[i])
+    train_seconds = time.perf_counter() - started
+    # one evaluation per cell: trained tasks through the model, later tasks through a discarded probe
+    row, correct, eval_seconds, n_eval = [], [], 0.0, 0
+    for j in range(len(tasks)):
+        dataset = loop.eval_stream[j].dataset.eval()
+        if j <= i:
+            result = evaluate(strategy.model, dataset, train_cfg.eval_batch_size, device)
+            eval_seconds += result.seconds
+            n_eval += result.n
+        else:
+            result = untrained_head_evaluation(
+                net, tasks[j], dataset, loop.cfg.seed, train_cfg.eval_batch_size, device
+            )
+        row.append(result.accuracy)
+        correct.append(result.correct_string())
+    state.R.append(row)
+    state.correct.append(correct)
+    sample = loop.eval_stream[i].dataset.eval()[0][0][None].to(device)
+    flops = M.count_flops(net, sample, torch.tensor([i], device=device))
+    trainable = sum(p.numel() for group in strategy.optimizer.param_groups for p in group["params"])
+    state.per_task.append(
+        dataclasses.asdict(
+            TaskRecord(
+                task=i,
+                trainable_params=int(trainable),
+                task_specific_params=int(sum(p.numel() for p in net.task_parameters(i))),
+                total_params=int(sum(p.numel() for p in net.parameters())),
+                method_state_bytes=int(strategy.method_state_bytes()),
+                gflops_per_sample=flops / 1e9,
+                tokens=tokens_per_sample(net, tasks[i].splits["train"].features.shape[1]),
+                train_seconds=train_seconds,
+                data_seconds=data_time.seconds.get(i, 0.0),
+                peak_memory_mb=memory.peak_mb(),
+                peak_memory_kind=memory.kind,
+                eval_samples_per_second=n_eval / eval_seconds if eval_seconds > 0 else 0.0,
+                best_epoch=int(validation.best_epoch.get(i, -1)),
+                val_accuracy=list(validation.history.get(i, [])),
+                val_loss=list(validation.loss_history.get(i, [])),
+                samples_per_epoch=list(samples.per_epoch.get(i, [])),
+            )
+        )
+    )
+    state.metric_rows = prior_metric_rows + _metric_rows(loop.plugins["evaluator"])
+    state.val_history = {str(k): v for k, v in validation.history.items()}
+    state.val_loss_history = {str(k): v for k, v in validation.loss_history.items()}
+    state.best_epoch = {str(k): v for k, v in validation.best_epoch.items()}
+
+
 def run_method(
     cfg: RunConfig,
     method: MethodConfig,
@@ -118,24 +239,17 @@ def run_method(
     folder: Path,
     progress: bool = True,
     resume: bool = False,
-    data_report: Optional[dict] = None,
+    data_report: dict | None = None,
     eval_split: str = "test",
-    hyperparameters: Optional[dict] = None,
+    hyperparameters: dict | None = None,
 ) -> MethodResult:
     """Train ``method`` through ``tasks`` and evaluate every task's ``eval_split`` after each one.
 
     ``eval_split`` is ``test`` for a reported run and ``val`` for a trial of a hyperparameter search, whose tasks
-    carry no test split at all.
+    carry no test split at all. ``progress``: tqdm bars (the CLI asks only on a terminal), else log lines.
     """
-    from audio_ticl.strategies import get_strategy, make_optimizer_factory
-    from audio_ticl.strategies.plugins import (
-        BatchLimitPlugin,
-        BestValidationPlugin,
-        DataTimePlugin,
-        ProgressPlugin,
-        SampleCountPlugin,
-        evaluate,
-    )
+    from audio_ticl.strategies import get_strategy
+    from audio_ticl.strategies.state import RestoreContext
 
     folder.mkdir(parents=True, exist_ok=True)
     train_cfg = cfg.method_train(method)
@@ -149,195 +263,34 @@ def run_method(
     if source.dirty:
         write_text(folder / "source.diff", source.diff)
 
+    # the order of every random draw below is part of the results: seed, model, benchmark, (resume), strategy
     seed_everything(cfg.seed)
     if getattr(strategy_cls, "mixes_task_inputs", False):
         input_frames(tasks)  # one batch holds several tasks: they must share one input length (a clear error if not)
     net = build_model(cfg, method, model_frames(tasks), device, progress, task_frames(tasks))
     bm = make_benchmark(tasks)
     eval_stream = bm.streams["test" if eval_split == "test" else "valid"]
-    T = len(tasks)
 
-    state = _State()
-    start_task = 0
-    strategy_state: Optional[dict] = None
-    ckpt_dir = folder / "checkpoints"
-    if resume and ckpt_dir.is_dir():
-        done = sorted(ckpt_dir.glob("task_*.pt"))
-        if done:
-            ckpt = torch.load(done[-1], map_location="cpu", weights_only=False)
-            for task_id, n_classes in ckpt["tasks"]:
-                net.add_task(task_id, n_classes)
-            net.load_state_dict(ckpt["net"])
-            net.to(device)
-            state = _State(**ckpt["state"])
-            torch.set_rng_state(ckpt["rng"])
-            random.setstate(ckpt["py_rng"])
-            np.random.set_state(ckpt["np_rng"])
-            start_task = len(ckpt["tasks"])
-            strategy_state = ckpt.get("strategy")
-            log.info("%s: resuming after task %d from %s", method.name, start_task - 1, done[-1])
-
-    validation = BestValidationPlugin(
-        [bm.valid_stream[i].dataset.eval() for i in range(T)], train_cfg.eval_batch_size, train_cfg.select_on_val
-    )
-    validation.history.update({int(k): v for k, v in state.val_history.items()})
-    validation.loss_history.update({int(k): v for k, v in state.val_loss_history.items()})
-    validation.best_epoch.update({int(k): v for k, v in state.best_epoch.items()})
-    data_time = DataTimePlugin()
-    samples = SampleCountPlugin()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No loggers specified")  # values are read back, not logged
-        evaluator = _evaluator()
-    strategy = strategy_cls(
-        model=net,
-        optimizer_factory=make_optimizer_factory(
-            train_cfg.optimizer, train_cfg.lr, train_cfg.weight_decay, train_cfg.momentum
-        ),
-        train_mb_size=train_cfg.batch_size,
-        train_epochs=train_cfg.epochs,
-        eval_mb_size=train_cfg.eval_batch_size,
-        device=device,
-        plugins=[validation, data_time, samples, ProgressPlugin(method.name, validation, enabled=progress)]
-        + ([BatchLimitPlugin(train_cfg.max_batches, cfg.seed)] if train_cfg.max_batches else []),
-        evaluator=evaluator,
-        **method.strategy_options,
-    )
-
-    if strategy_state is not None:
-        strategy.load_cl_state(strategy_state, range(start_task))
+    checkpoints = Checkpointer(folder)
+    saved, start_task = _restore(checkpoints, net, device, resolved, method.name) if resume else (None, 0)
+    state = saved.progress if saved is not None else RunProgress()
+    strategy, plugins = _make_strategy(cfg, method, strategy_cls, net, bm, device, state, progress)
+    if saved is not None:
+        strategy.load_cl_state(saved.strategy, RestoreContext(
+            device=device, trained_tasks=tuple(t for t, _ in saved.tasks),
+            train_datasets={tasks[k].id: bm.train_stream[k].dataset for k in range(start_task)},
+        ))
+    loop = _Loop(cfg, method, tasks, net, strategy, bm, eval_stream, device, plugins)
     memory = M.PeakMemory(device)
     prior_metric_rows = list(state.metric_rows)  # from before a resume; the evaluator only knows this process
-    for i in range(start_task, T):
-        memory.start()
-        # a dataset_sequence step may train its task with its own epochs / batch size (AI-CL: 5/128, 20/32, 15/12)
-        strategy.train_epochs = tasks[i].train.get("epochs", train_cfg.epochs)
-        strategy.train_mb_size = tasks[i].train.get("batch_size", train_cfg.batch_size)
-        started = time.perf_counter()
-        strategy.train(bm.train_stream[i])
-        train_seconds = time.perf_counter() - started
-        # one evaluation per cell: trained tasks through the model, later tasks through a discarded probe
-        row, correct, eval_seconds, n_eval = [], [], 0.0, 0
-        for j in range(T):
-            dataset = eval_stream[j].dataset.eval()
-            if j <= i:
-                result = evaluate(strategy.model, dataset, train_cfg.eval_batch_size, device)
-                eval_seconds += result.seconds
-                n_eval += result.n
-            else:
-                result = untrained_head_evaluation(
-                    net, tasks[j], dataset, cfg.seed, train_cfg.eval_batch_size, device
-                )
-            row.append(result.accuracy)
-            correct.append(result.correct_string())
-        state.R.append(row)
-        state.correct.append(correct)
-        sample = eval_stream[i].dataset.eval()[0][0][None].to(device)
-        flops = M.count_flops(net, sample, torch.tensor([i], device=device))
-        trainable = sum(p.numel() for group in strategy.optimizer.param_groups for p in group["params"])
-        state.per_task.append(
-            dataclasses.asdict(
-                TaskRecord(
-                    task=i,
-                    trainable_params=int(trainable),
-                    task_specific_params=int(sum(p.numel() for p in net.task_parameters(i))),
-                    total_params=int(sum(p.numel() for p in net.parameters())),
-                    method_state_bytes=int(strategy.method_state_bytes()),
-                    gflops_per_sample=flops / 1e9,
-                    tokens=tokens_per_sample(net, tasks[i].splits["train"].features.shape[1]),
-                    train_seconds=train_seconds,
-                    data_seconds=data_time.seconds.get(i, 0.0),
-                    peak_memory_mb=memory.peak_mb(),
-                    peak_memory_kind=memory.kind,
-                    eval_samples_per_second=n_eval / eval_seconds if eval_seconds > 0 else 0.0,
-                    best_epoch=int(validation.best_epoch.get(i, -1)),
-                    val_accuracy=list(validation.history.get(i, [])),
-                    val_loss=list(validation.loss_history.get(i, [])),
-                    samples_per_epoch=list(samples.per_epoch.get(i, [])),
-                )
-            )
-        )
-        state.metric_rows = prior_metric_rows + _metric_rows(evaluator)
-        state.val_history = {str(k): v for k, v in validation.history.items()}
-        state.val_loss_history = {str(k): v for k, v in validation.loss_history.items()}
-        state.best_epoch = {str(k): v for k, v in validation.best_epoch.items()}
-        save_torch(
-            ckpt_dir / f"task_{i:02d}.pt",
-            {
-                "net": net.state_dict(),
-                "tasks": [(t.id, len(t.classes)) for t in tasks[: i + 1]],
-                "state": dataclasses.asdict(state),
-                "strategy": strategy.cl_state(),
-                "rng": torch.get_rng_state(),
-                "py_rng": random.getstate(),  # A-GEM and replay sample their memories with these two
-                "np_rng": np.random.get_state(),
-            },
-        )
+    for i in range(start_task, len(tasks)):
+        _train_task(loop, i, state, prior_metric_rows, memory)
+        checkpoints.save(i, Checkpoint.capture(
+            net, [(t.id, len(t.classes)) for t in tasks[: i + 1]], state, strategy.cl_state(), resolved
+        ))
     summary = build_summary(cfg, method, strategy_cls, tasks, state, device, source, data_report, hyperparameters)
-    _write_outputs(folder, method, tasks, state, summary)
+    write_method_outputs(folder, method, tasks, state, summary)
     return MethodResult(method, folder, summary)
-
-
-def build_summary(
-    cfg, method, strategy_cls, tasks, state: _State, device, source: "Provenance", data_report, hyperparameters
-) -> RunSummary:
-    R = state.R
-    sequential = getattr(strategy_cls, "trained_task_by_task", True)
-    return RunSummary(
-        preset=cfg.name,
-        method=method.name,
-        strategy=method.strategy,
-        mixer=method.mixer,
-        pet=method.pet,
-        seed=cfg.seed,
-        tasks=[
-            TaskInfo(
-                id=t.id, name=t.name, source=t.source, classes=list(t.classes),
-                n_train=len(t.splits["train"]), n_val=len(t.splits["val"]),
-                n_test=len(t.splits["test"]) if "test" in t.splits else 0,
-                input_frames=int(t.splits["train"].features.shape[1]),
-            )
-            for t in tasks
-        ],
-        accuracy_matrix=R,
-        correct=state.correct,
-        avg_accuracy=M.average_accuracy(R),
-        avg_accuracy_curve=M.average_accuracy_curve(R),
-        plasticity=M.plasticity(R) if sequential else None,
-        avg_forgetting=M.average_forgetting(R) if sequential else None,
-        forgetting_per_task=M.forgetting_per_task(R) if sequential else None,
-        bwt=M.backward_transfer(R) if sequential else None,
-        per_task=[TaskRecord(**p) for p in state.per_task],
-        environment=Environment(
-            torch=torch.__version__, device=str(device), threads=torch.get_num_threads(),
-            git_commit=source.commit, dirty=source.dirty,
-        ),
-        hyperparameters=hyperparameters or method_hyperparameters(cfg, method, "config"),
-        data=data_report or {},
-    )
-
-
-def method_hyperparameters(cfg: RunConfig, method: MethodConfig, source: str) -> dict:
-    """The values a method trained with, and where they came from (``config`` or ``search``)."""
-    train = cfg.method_train(method)
-    return {
-        "source": source,
-        "train": {k: getattr(train, k) for k in ("lr", "batch_size", "epochs", "optimizer", "weight_decay")},
-        "strategy_options": dict(method.strategy_options),
-        "pet_options": dict(method.pet_options),
-    }
-
-
-def _write_outputs(folder: Path, method: MethodConfig, tasks, state: _State, summary: RunSummary) -> None:
-    names = [t.name for t in tasks]
-    matrix = pd.DataFrame(state.R, columns=[f"task_{j}" for j in range(len(tasks))])
-    matrix.insert(0, "after_task", range(len(tasks)))
-    write_csv(folder / "accuracy_matrix.csv", matrix)
-    write_csv(folder / "metrics.csv", pd.DataFrame(state.metric_rows, columns=["metric", "step", "value"]))
-    plot_accuracy_vs_task(
-        state.R, names, f"{summary.preset}: {method.name}", folder / "accuracy_vs_task.png",
-        trained_task_by_task=summary.plasticity is not None,
-    )
-    write_json(folder / SUMMARY, summary.to_dict())
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -371,7 +324,7 @@ def run(
     out_dir: Path,
     progress: bool = True,
     resume: bool = False,
-    seeds: Optional[list[int]] = None,
+    seeds: list[int] | None = None,
 ) -> tuple[list[MethodResult], str]:
     """Run every method of ``cfg`` under each seed; write and return the comparison table.
 

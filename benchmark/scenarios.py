@@ -10,7 +10,6 @@ import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch.utils.data import Dataset
@@ -19,7 +18,7 @@ from .audio.cache import FeatureCache, extract_features
 from .audio.features import FbankSettings, SpecAugment, normalize
 from .config import FeatureConfig, RunConfig, SequenceStep
 from .datasets import SOURCES
-from .datasets.base import SPLITS, Clip, ClipSource
+from .datasets.base import SPLITS, ClipSource
 from .errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -52,12 +51,13 @@ class TaskData:
     #: this task's overrides of ``train.epochs`` / ``train.batch_size`` (dataset_sequence steps)
     train: dict = field(default_factory=dict)
 
-    def dataset(self, split: str, augment: Optional[bool] = None) -> "FeatureDataset":
+    def dataset(self, split: str, augment: bool | None = None) -> FeatureDataset:
         """A torch dataset for ``split``: normalised features, SpecAugment on ``train`` only (or as ``augment``
         says)."""
         augment = (split == "train") if augment is None else augment
         part = self.splits[split]
-        return FeatureDataset(part.features, part.labels, self.mean, self.std, self.spec_augment() if augment else None)
+        spec = self.spec_augment() if augment else None
+        return FeatureDataset(part.features, part.labels, self.mean, self.std, spec)
 
     def spec_augment(self) -> SpecAugment:
         return SpecAugment(self.freqm, self.timem)
@@ -70,13 +70,13 @@ class TaskData:
         the training loop (EWC's Fisher, the replay and A-GEM memories) calls ``.eval()`` and sees the clips as
         they are. Only the ``train`` split has an augmenting train group, and it starts in train mode.
         """
-        from avalanche.benchmarks.utils import _make_taskaware_classification_dataset
+        from audio_ticl.strategies.avalanche_compat import make_taskaware_dataset
 
         part = self.splits[split]
         raw = FeatureDataset(part.features, part.labels, self.mean, self.std, augment=None, normalise=False)
         norm = _Normalise(self.mean, self.std)
         train_tf = _Compose(self.spec_augment(), norm) if split == "train" else norm
-        return _make_taskaware_classification_dataset(
+        return make_taskaware_dataset(
             raw, task_labels=self.id, transform_groups={"train": (train_tf, None), "eval": (norm, None)},
             initial_transform_group="train" if split == "train" else "eval",
         )
@@ -113,7 +113,7 @@ class FeatureDataset(Dataset):
         labels: torch.Tensor,
         mean: float,
         std: float,
-        augment: Optional[SpecAugment] = None,
+        augment: SpecAugment | None = None,
         normalise: bool = True,
     ) -> None:
         self.features = features
@@ -135,7 +135,7 @@ class FeatureDataset(Dataset):
 
 
 # ------------------------------------------------------------------------------------------------- sources
-def make_source(name: str, root: Optional[str], options: dict, where: str) -> ClipSource:
+def make_source(name: str, root: str | None, options: dict, where: str) -> ClipSource:
     """Instantiate a registered dataset source, with config-level errors for bad names or options."""
     if name not in SOURCES:
         raise ConfigError(f"config key '{where}.source': unknown source '{name}'; available: {', '.join(SOURCES)}")
@@ -306,7 +306,7 @@ def build_tasks(
     return tasks, report
 
 
-def step_root(step: SequenceStep, base: Optional[str]) -> Optional[str]:
+def step_root(step: SequenceStep, base: str | None) -> str | None:
     """The step's root, taken inside ``base`` (``data.root``) when it is relative and a base is given."""
     if step.root is None:
         return base if step.source != "synthetic" else None
@@ -316,7 +316,7 @@ def step_root(step: SequenceStep, base: Optional[str]) -> Optional[str]:
     return str(root)
 
 
-def resolve_step(step: SequenceStep, base: Optional[str], where: str) -> tuple[SequenceStep, str]:
+def resolve_step(step: SequenceStep, base: str | None, where: str) -> tuple[SequenceStep, str]:
     """The step itself, or its ``fallback`` when the step's root folder does not exist.
 
     Only a missing folder falls back: a folder that exists but is malformed raises in its loader, so a broken

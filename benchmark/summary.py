@@ -17,7 +17,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from .errors import TICLError
 
@@ -88,7 +88,7 @@ class RunSummary:
     method: str
     strategy: str
     mixer: str
-    pet: Optional[str]
+    pet: str | None
     seed: int
     tasks: list[TaskInfo]
     accuracy_matrix: list[list[float]]
@@ -97,11 +97,11 @@ class RunSummary:
     avg_accuracy_curve: list[float]
     #: mean accuracy on each task right after training it, mean_j R[j][j]; None where that is not a measurement
     #: (joint trains once at the end)
-    plasticity: Optional[float]
+    plasticity: float | None
     #: None (shown as "-") for a strategy that is not trained task by task (joint)
-    avg_forgetting: Optional[float]
-    forgetting_per_task: Optional[list[float]]
-    bwt: Optional[float]
+    avg_forgetting: float | None
+    forgetting_per_task: list[float] | None
+    bwt: float | None
     per_task: list[TaskRecord]
     environment: Environment
     #: the hyperparameters this run used and where they came from (the validation search, or the config)
@@ -114,7 +114,7 @@ class RunSummary:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "summary") -> "RunSummary":
+    def from_dict(cls, data: dict, where: str = "summary") -> RunSummary:
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise TICLError(
@@ -139,13 +139,13 @@ class SeedsSummary:
     method: str
     strategy: str
     mixer: str
-    pet: Optional[str]
+    pet: str | None
     seeds: list[int]
     per_seed: list[RunSummary]
     schema_version: int = SCHEMA_VERSION
 
     @classmethod
-    def of(cls, summaries: list[RunSummary]) -> "SeedsSummary":
+    def of(cls, summaries: list[RunSummary]) -> SeedsSummary:
         first = summaries[0]
         return cls(first.preset, first.method, first.strategy, first.mixer, first.pet,
                    [s.seed for s in summaries], list(summaries))
@@ -154,7 +154,7 @@ class SeedsSummary:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "summary") -> "SeedsSummary":
+    def from_dict(cls, data: dict, where: str = "summary") -> SeedsSummary:
         if data.get("schema_version") != SCHEMA_VERSION:
             raise TICLError(
                 f"{where}: summary schema version {data.get('schema_version')!r}, this suite reads version "

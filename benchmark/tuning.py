@@ -27,10 +27,11 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from .config import MethodConfig, RunConfig
 from .errors import ConfigError
+from .outputs import SUMMARY, method_hyperparameters
 from .results import write_json
 
 log = logging.getLogger("ticl")
@@ -79,7 +80,7 @@ def search_method(
     resume: bool,
 ) -> tuple[MethodConfig, dict]:
     """Run ``method``'s search; return the method with the chosen values and its ``hyperparameters`` record."""
-    from .runner import method_hyperparameters, run_method, SUMMARY
+    from .runner import run_method  # looked up at call time: one trial is one ordinary run of the method
     from .summary import load_run_summary
 
     tuning = cfg.tuning
@@ -122,7 +123,9 @@ def search_method(
         "chosen_score": trials[best].score,
     }
     write_json(folder / SEARCH_FILE, record)
-    log.info("%s: chose %s (validation score %.4f over %d trials)", method.name, chosen, trials[best].score, len(trials))
+    log.info(
+        "%s: chose %s (validation score %.4f over %d trials)", method.name, chosen, trials[best].score, len(trials)
+    )
     final = apply_values(method, chosen)
     hyper = method_hyperparameters(cfg, final, "search")
     hyper["search"] = {k: record[k] for k in ("protocol", "first_tasks", "budget", "metric", "grid", "chosen",
@@ -134,7 +137,7 @@ def needs_search(cfg: RunConfig) -> bool:
     return cfg.tuning.protocol != "none" and any(m.search for m in cfg.methods)
 
 
-def describe(cfg: RunConfig) -> Optional[dict[str, Any]]:
+def describe(cfg: RunConfig) -> dict[str, Any] | None:
     """The declared search, for the run folder's config and README."""
     if not needs_search(cfg):
         return None

@@ -4,6 +4,10 @@ uses, cached on disk by everything that determines it.
 This stands in for the AudioSet/ImageNet checkpoints of the papers, which cannot be fetched on these machines.
 The upstream classes (``UPSTREAM_CLASSES``) are disjoint from the default tasks' classes, so the backbone has
 never seen a test class.
+
+Importing this module registers the init source ``upstream`` in ``models.init`` (``model.init: upstream``); the
+factory resamples its position embedding from the upstream grid to the target's. The cache file holds only
+tensors, numbers, strings, lists and tuples, so it is read back with ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from audio_ticl.models import ASTBackbone
+from audio_ticl.models.init import InitWeights, register_init
 
 from .audio.cache import FeatureCache, extract_features
 from .audio.features import FbankSettings, SpecAugment
@@ -77,7 +82,7 @@ def pretrained_backbone_state(
     frames = defaults.target_frames  # already scaled to the clip length by the source
     path = Path(cache_dir) / "upstream" / f"{_cache_key(model_cfg, num_mel_bins, frames)}.pt"
     if path.is_file():
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
 
     start = time.perf_counter()
     settings = FbankSettings(num_mel_bins=num_mel_bins, target_frames=frames)
@@ -107,7 +112,7 @@ def pretrained_backbone_state(
             backbone.train()
             for x, y in loader:
                 x, y = x.to(device), y.to(device)
-                loss = nn.functional.cross_entropy(head(backbone.forward_features(x)), y)
+                loss = nn.functional.cross_entropy(head(backbone(x)), y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -119,7 +124,7 @@ def pretrained_backbone_state(
         correct = total = 0
         with torch.no_grad():
             for x, y in DataLoader(data["val"], batch_size=128):
-                pred = head(backbone.forward_features(x.to(device))).argmax(1).cpu()
+                pred = head(backbone(x.to(device))).argmax(1).cpu()
                 correct += int((pred == y).sum())
                 total += len(y)
     checkpoint = {
@@ -133,3 +138,18 @@ def pretrained_backbone_state(
     }
     save_torch(path, checkpoint)
     return checkpoint
+
+
+@register_init("upstream")
+def upstream_init(
+    backbone: nn.Module,
+    *,
+    model_cfg: ModelConfig,
+    num_mel_bins: int,
+    cache_dir: Path,
+    device: torch.device,
+    progress: bool = True,
+) -> InitWeights:
+    """Init source ``upstream``: the cached (or now trained) upstream backbone, with the grid it was trained at."""
+    checkpoint = pretrained_backbone_state(model_cfg, num_mel_bins, cache_dir, device, progress)
+    return InitWeights(checkpoint["state_dict"], grid=tuple(checkpoint["grid"]))

@@ -1,27 +1,44 @@
 """Pure-PyTorch models of the audio TI-CL suite: AST backbone, token mixers (GSA / FTA), PET methods, TI-CL wrapper.
 
-Build backbones by name (timm's pattern): ``create_model("ast_base", input_frames=512, mixer="fta")``.
+Build backbones by name (timm's pattern): ``create_model("ast_base", input_frames=512, mixer="fta")``, or with
+initial weights: ``create_backbone("ast_base", input_frames=512, init="timm:vit_base_patch16_384")``. Every
+backbone follows ``models.protocol.Backbone`` (timm's ``forward_features`` / ``forward_head`` names).
 """
 from audio_ticl.models import ast as _ast  # noqa: F401  (registers the AST entrypoints)
 from audio_ticl.models.ast import ASTBackbone, Block
+from audio_ticl.models.context import ForwardContext, current_context, forward_context
 from audio_ticl.models.errors import ModelError
+from audio_ticl.models.factory import create_backbone, init_backbone
+from audio_ticl.models.init import InitWeights, list_inits, register_init
 from audio_ticl.models.mixers import MIXERS, create_mixer
-from audio_ticl.models.pet import PET_METHODS, PETMethod, create_pet
+from audio_ticl.models.pet import PET_METHODS, PETMethod, create_pet, register_pet
+from audio_ticl.models.protocol import Backbone, PatchBackbone
 from audio_ticl.models.registry import create_model, list_models, register_model
 from audio_ticl.models.ticl import PAD_LOGIT, TaskIncrementalModel
 
 __all__ = [
     "ASTBackbone",
+    "Backbone",
     "Block",
+    "ForwardContext",
+    "InitWeights",
     "MIXERS",
     "ModelError",
     "PAD_LOGIT",
     "PET_METHODS",
     "PETMethod",
+    "PatchBackbone",
     "TaskIncrementalModel",
+    "create_backbone",
     "create_mixer",
     "create_model",
     "create_pet",
+    "current_context",
+    "forward_context",
+    "init_backbone",
+    "list_inits",
     "list_models",
+    "register_init",
     "register_model",
+    "register_pet",
 ]

@@ -1,28 +1,33 @@
-"""Audio Spectrogram Transformer (AST / SSAST) backbone with interchangeable token mixers and PET sites.
+"""Audio Spectrogram Transformer (AST / SSAST) backbone with interchangeable token mixers.
 
 Input: a (B, T, F) log-mel fbank (T frames, F = 128 mel bins). Overlapping 16x16 patches with strides
 (fstride, tstride) give a (F', T') grid of tokens, frequency-major; CLS (and optionally a DeiT distillation token)
 is prepended and a learned position embedding added. The model is built for one input length (``input_frames``);
-``forward_tokens(x, pos_embed=...)`` runs any other length whose grid it is given a position embedding for
+``forward_features(x, pos_embed=...)`` runs any other length whose grid it is given a position embedding for
 (``resampled_pos_embed(frames)`` makes one). Pre-norm blocks:
 
-    h = LN1(x);  x = x + mixer(h) + attn_parallel(h)
-    h = LN2(x);  x = x + MLP(h)   + mlp_parallel(h)
+    h = LN1(x);  x = x + mixer(h)
+    h = LN2(x);  x = x + MLP(h)
 
-then a final LayerNorm and pooling: "cls" (CLS token), "cls_dist" (mean of CLS and distillation token, AST),
-"mean" (mean of the patch tokens, SSAST).
+then a final LayerNorm (``forward_features`` returns these tokens) and pooling (``forward_head``): "cls" (CLS
+token), "cls_dist" (mean of CLS and distillation token, AST), "mean" (mean of the patch tokens, SSAST).
+
+It follows ``models.protocol.Backbone`` (timm's names). PET modules are not part of the model's code: a PET method
+hooks them onto modules by name (``blocks.*.mixer``, ``blocks.*.mlp``, ...), and ``forward_features`` passes the
+task id, grid and prefix count to them through the per-forward context (``models.context``).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from audio_ticl.models.context import ForwardContext, forward_context
 from audio_ticl.models.errors import ModelError
 from audio_ticl.models.layers import DropPath, Mlp, PatchEmbed
 from audio_ticl.models.mixers import create_mixer
-from audio_ticl.models.pet.base import PETSite
 from audio_ticl.models.pos_embed import resample_pos_embed
 from audio_ticl.models.registry import register_model
 
@@ -33,9 +38,7 @@ _POOLINGS = ("cls", "cls_dist", "mean")
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block with a pluggable token mixer and two PET sites."""
-
-    site_names: tuple[str, ...] = ("attn_parallel", "mlp_parallel")
+    """Pre-norm transformer block with a pluggable token mixer (PET modules hook onto its submodules by name)."""
 
     def __init__(
         self,
@@ -49,26 +52,14 @@ class Block(nn.Module):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.mixer = create_mixer(mixer, dim, num_heads, **(mixer_kwargs or {}))
-        self.attn_parallel = PETSite()
         self.drop_path1 = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.mlp_parallel = PETSite()
         self.drop_path2 = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int], num_prefix: int) -> torch.Tensor:
-        h = self.norm1(x)
-        y = self.mixer(h, grid, num_prefix)
-        extra = self.attn_parallel(h, grid, num_prefix)
-        if extra is not None:
-            y = y + extra
-        x = x + self.drop_path1(y)
-        h = self.norm2(x)
-        y = self.mlp(h)
-        extra = self.mlp_parallel(h, grid, num_prefix)
-        if extra is not None:
-            y = y + extra
-        return x + self.drop_path2(y)
+        x = x + self.drop_path1(self.mixer(self.norm1(x), grid, num_prefix))
+        return x + self.drop_path2(self.mlp(self.norm2(x)))
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -83,7 +74,8 @@ def _init_weights(module: nn.Module) -> None:
 
 
 class ASTBackbone(nn.Module):
-    """AST encoder without a head: ``forward_features`` maps (B, T, F) fbanks to pooled (B, D) features."""
+    """AST encoder without a head (``models.protocol.Backbone``): ``forward_features`` maps (B, T, F) fbanks to
+    (B, P+N, D) tokens, ``forward_head`` pools them, ``forward`` does both."""
 
     def __init__(
         self,
@@ -154,7 +146,7 @@ class ASTBackbone(nn.Module):
 
         AST's convention (``models.pos_embed.resample_pos_embed``): prefix rows kept, each grid axis centre-cropped
         when it shrinks and bilinearly interpolated when it grows. The model itself is left unchanged; pass the
-        result to ``forward_tokens(x, pos_embed=...)`` to run inputs of that length.
+        result to ``forward_features(x, pos_embed=...)`` to run inputs of that length.
         """
         with torch.no_grad():
             return resample_pos_embed(
@@ -171,17 +163,6 @@ class ASTBackbone(nn.Module):
             pos = resample_pos_embed(self.pos_embed.data, self._grid, new_grid, self.num_prefix_tokens, shrink)
         self.pos_embed = nn.Parameter(pos, requires_grad=self.pos_embed.requires_grad)
         self.input_frames, self._grid = int(new_frames), new_grid
-
-    # ------------------------------------------------------------------------------------------- PET
-    def set_active_task(self, task_id: int | None) -> None:
-        """Select which task's PET modules every site runs (None: none)."""
-        for module in self.modules():
-            if isinstance(module, PETSite):
-                module.active_task = task_id
-
-    def pet_sites(self) -> list[tuple[int, str, PETSite]]:
-        """(block index, site name, site) for every PET site."""
-        return [(i, name, getattr(b, name)) for i, b in enumerate(self.blocks) for name in b.site_names]
 
     # ------------------------------------------------------------------------------------------- forward
     def _check_input(self, x: torch.Tensor) -> None:
@@ -203,13 +184,17 @@ class ASTBackbone(nn.Module):
         if pos_embed.ndim != 3 or pos_embed.shape[0] != 1 or tuple(pos_embed.shape[1:]) != (rows, self.embed_dim):
             raise ModelError(
                 f"position embedding of shape {tuple(pos_embed.shape)} does not fit an input of {x.shape[1]} frames: "
-                f"its patch grid {grid} with {self.num_prefix_tokens} prefix token(s) needs (1, {rows}, {self.embed_dim})"
+                f"its patch grid {grid} with {self.num_prefix_tokens} prefix token(s) needs "
+                f"(1, {rows}, {self.embed_dim})"
             )
         return grid
 
-    def forward_tokens(self, x: torch.Tensor, pos_embed: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_features(
+        self, x: torch.Tensor, *, task_id: int | None = None, pos_embed: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(B, T, F) fbank -> (B, P+N, D) final-normed tokens (prefix first, patches frequency-major).
 
+        ``task_id``: whose PET modules run (None: none), handed to them through the forward context.
         ``pos_embed=None``: the model's own position embedding, and ``x`` must have the configured
         ``input_frames``. Given a ``(1, P + F'*T', D)`` position embedding, ``x`` may have any number of frames:
         the grid (F', T') is derived from ``x``'s shape through the patch geometry and must match it.
@@ -219,28 +204,41 @@ class ASTBackbone(nn.Module):
             grid, pos_embed = self._grid, self.pos_embed
         else:
             grid = self._check_explicit(x, pos_embed)
-        tokens = self.patch_embed(x)
-        prefix = [self.cls_token] if self.dist_token is None else [self.cls_token, self.dist_token]
-        prefix = torch.cat(prefix, dim=1).expand(tokens.shape[0], -1, -1)
-        x = torch.cat([prefix, tokens], dim=1) + pos_embed
-        for block in self.blocks:
-            x = block(x, grid, self.num_prefix_tokens)
-        return self.norm(x)
+        with forward_context(ForwardContext(task_id, grid, self.num_prefix_tokens)):
+            tokens = self.patch_embed(x)
+            prefix = [self.cls_token] if self.dist_token is None else [self.cls_token, self.dist_token]
+            prefix = torch.cat(prefix, dim=1).expand(tokens.shape[0], -1, -1)
+            x = torch.cat([prefix, tokens], dim=1) + pos_embed
+            for block in self.blocks:
+                x = block(x, grid, self.num_prefix_tokens)
+            return self.norm(x)
 
-    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, P+N, D) -> (B, D) according to ``pooling``."""
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = True) -> torch.Tensor:
+        """(B, P+N, D) -> (B, D) according to ``pooling``. There is no classifier: ``pre_logits`` changes nothing."""
         if self.pooling == "cls":
             return tokens[:, 0]
         if self.pooling == "cls_dist":
             return (tokens[:, 0] + tokens[:, 1]) / 2
         return tokens[:, self.num_prefix_tokens :].mean(dim=1)
 
-    def forward_features(self, x: torch.Tensor, pos_embed: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, F) fbank -> (B, D) pooled features (``pos_embed`` as in :meth:`forward_tokens`)."""
-        return self.pool(self.forward_tokens(x, pos_embed))
+    def forward(self, x: torch.Tensor, task_id: int | None = None) -> torch.Tensor:
+        """(B, T, F) fbank -> (B, D) pooled features, with task ``task_id``'s PET modules (None: none)."""
+        return self.forward_head(self.forward_features(x, task_id=task_id))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_features(x)
+    # ------------------------------------------------------------------------------------------- deprecated
+    def forward_tokens(self, x: torch.Tensor, pos_embed: torch.Tensor | None = None) -> torch.Tensor:
+        """Deprecated alias of :meth:`forward_features` (timm's name for the tokens); removed in the next release."""
+        warnings.warn(
+            "ASTBackbone.forward_tokens is deprecated: use forward_features, which now returns the tokens",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.forward_features(x, pos_embed=pos_embed)
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Deprecated alias of :meth:`forward_head` (timm's name); removed in the next release."""
+        warnings.warn("ASTBackbone.pool is deprecated: use forward_head", DeprecationWarning, stacklevel=2)
+        return self.forward_head(tokens)
 
 
 # ----------------------------------------------------------------------------------------------- registry

@@ -20,8 +20,10 @@ probabilities it rebuilds, exp(s - lse_joint), are then the joint ones, so the p
 exact gradient of the joint softmax (the split-KV trick of FlashAttention). Nothing N x N is stored either.
 
 The fused kernels are ATen's CPU flash attention (``_scaled_dot_product_flash_attention_for_cpu`` and its
-backward). On other devices, or if a future torch drops those ops, ``impl="einsum"`` (plain autograd: row,
-column and prefix scores with one joint softmax) is used; it is also the second reference the tests compare.
+backward), private ops whose presence and signature torch does not promise: ``models.cpu_flash`` probes them once
+per dtype and caches the answer, and ``impl="auto"`` takes the fused path only where the probe passed. On other
+devices, or where the probe fails for any reason, ``impl="einsum"`` (plain autograd: row, column and prefix
+scores with one joint softmax) is used; it is also the second reference the tests compare.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch.autograd.function import once_differentiable
 
+from audio_ticl.models.cpu_flash import FLASH_DTYPES, cpu_flash_available, flash_backward, flash_forward
 from audio_ticl.models.errors import ModelError
 
 __all__ = [
@@ -42,14 +45,11 @@ __all__ = [
     "criss_cross_mask",
     "fta_dense_reference",
     "fta_attended_pairs",
+    "cpu_flash_available",
 ]
 
 FTAImpl = Literal["auto", "flash", "einsum"]
 
-_ATEN = torch.ops.aten
-_HAS_CPU_FLASH = hasattr(_ATEN, "_scaled_dot_product_flash_attention_for_cpu") and hasattr(
-    _ATEN, "_scaled_dot_product_flash_attention_for_cpu_backward"
-)
 _DIAG_MASKS: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
 
 
@@ -140,11 +140,11 @@ def _fta_forward(
         return rearrange(x, "(b h) ... -> b h ...", b=batch, h=heads)
 
     # row branch: z f t d  (each frequency row is one T x T problem)
-    o_row, lse_row = _ATEN._scaled_dot_product_flash_attention_for_cpu(q_grid, k_grid, v_grid, scale=scale)
+    o_row, lse_row = flash_forward(q_grid, k_grid, v_grid, scale=scale)
     partial_lse = [lse_row.unsqueeze(-1)]
     if n_freq > 1:
         # column branch: z t f d views of the same memory (each time column one F x F problem, self masked)
-        o_col, lse_col = _ATEN._scaled_dot_product_flash_attention_for_cpu(
+        o_col, lse_col = flash_forward(
             q_grid.transpose(1, 2),
             k_grid.transpose(1, 2),
             v_grid.transpose(1, 2),
@@ -205,7 +205,7 @@ def _fta_backward(
     dv_pre, dv_grid = _split(dv, p, n_freq, n_time)
 
     # row and column branches: flash backward with the joint output / lse -> exact joint-softmax gradients
-    g_row = _ATEN._scaled_dot_product_flash_attention_for_cpu_backward(
+    g_row = flash_backward(
         d_grid, q_grid, k_grid, v_grid, o_grid, lse, 0.0, False, scale=scale
     )
     if n_freq > 1:
@@ -213,7 +213,7 @@ def _fta_backward(
         def tr(x: torch.Tensor) -> torch.Tensor:
             return x.transpose(1, 2)
 
-        g_col = _ATEN._scaled_dot_product_flash_attention_for_cpu_backward(
+        g_col = flash_backward(
             tr(d_grid), tr(q_grid), tr(k_grid), tr(v_grid), tr(o_grid), tr(lse), 0.0, False,
             attn_mask=_diag_mask(n_freq, q.dtype, q.device), scale=scale,
         )
@@ -340,10 +340,13 @@ def _fta_einsum(
 def _use_flash(x: torch.Tensor, impl: FTAImpl) -> bool:
     if impl not in ("auto", "flash", "einsum"):
         raise ModelError(f"FTA impl must be 'auto', 'flash' or 'einsum', got {impl!r}")
-    supported = _HAS_CPU_FLASH and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64, torch.bfloat16)
+    if impl == "einsum":
+        return False
+    supported = x.device.type == "cpu" and x.dtype in FLASH_DTYPES and cpu_flash_available(x.dtype)
     if impl == "flash" and not supported:
         raise ModelError(
-            f"FTA impl 'flash' needs torch's CPU flash-attention ops and a CPU float tensor, got {x.device} {x.dtype}"
+            f"FTA impl 'flash' needs torch's CPU flash-attention ops (working in this torch) and a CPU float tensor, "
+            f"got {x.device} {x.dtype}"
         )
     return impl == "flash" or (impl == "auto" and supported)
 

@@ -6,7 +6,7 @@ the N = F'*T' patch tokens follow frequency-major. Every mixer owns ``qkv`` (Lin
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from einops import rearrange

@@ -1,7 +1,7 @@
 """Model registry (timm's pattern): entrypoint functions registered by name, built by ``create_model``."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

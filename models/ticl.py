@@ -16,14 +16,16 @@ parameter, no ``state_dict`` key, and the forward is the backbone's own, bit for
 """
 from __future__ import annotations
 
-from typing import Literal, Mapping
+from collections.abc import Mapping
+from typing import Literal
 
 import torch
 from torch import nn
 
-from audio_ticl.models.ast import ASTBackbone
 from audio_ticl.models.errors import ModelError, UnknownNameError
 from audio_ticl.models.pet.base import PETMethod
+from audio_ticl.models.pet.tuner import iter_task_modules
+from audio_ticl.models.protocol import PatchBackbone
 
 __all__ = ["TaskIncrementalModel", "PAD_LOGIT"]
 
@@ -79,9 +81,10 @@ class TaskIncrementalModel(nn.Module):
     """Backbone + optional PET method + ``heads`` (``nn.ModuleDict``, key ``str(task_id)``) + per-task input
     lengths and position embeddings (see the module docstring).
 
-    ``forward(x, task_labels)`` groups the batch by task, activates each task's PET modules, runs the group and
-    scatters the logits back; the output has ``C_max`` columns (the most classes of any task in the batch) and
-    the columns a task lacks hold ``PAD_LOGIT``. One batch is one tensor, so all its tasks must share a length.
+    ``forward(x, task_labels)`` groups the batch by task, runs each group with its task id (so with that task's
+    PET modules) and scatters the logits back; the output has ``C_max`` columns (the most classes of any task in
+    the batch) and the columns a task lacks hold ``PAD_LOGIT``. One batch is one tensor, so all its tasks must
+    share a length.
 
     ``task_frames``: task id -> input frames (also settable later with :meth:`set_task_frames`, before the task
     is added, so that Avalanche's adaptation, which only calls ``add_task(task_id, num_classes)``, creates the
@@ -90,7 +93,7 @@ class TaskIncrementalModel(nn.Module):
 
     def __init__(
         self,
-        backbone: ASTBackbone,
+        backbone: PatchBackbone,
         pet: PETMethod | None = None,
         *,
         task_frames: Mapping[int, int] | None = None,
@@ -218,12 +221,12 @@ class TaskIncrementalModel(nn.Module):
         return params
 
     def backbone_parameters(self) -> list[nn.Parameter]:
-        """Parameters shared by all tasks (everything that is not a head or a PET module)."""
+        """Parameters shared by all tasks (everything that is not a head, a PET module or a task's embedding)."""
         owned = {id(p) for t in self.task_ids for p in self.task_parameters(t)}
         owned |= {id(p) for p in self.heads.parameters()}
         owned |= {id(p) for p in self.task_pos_embed.parameters()}
-        for _, _, site in self.backbone.pet_sites():
-            owned |= {id(p) for p in site.parameters()}
+        for _, _, modules in iter_task_modules(self.backbone):
+            owned |= {id(p) for p in modules.parameters()}
         return [p for p in self.parameters() if id(p) not in owned]
 
     def count_parameters(self) -> dict[str, int | dict[int, int]]:
@@ -246,11 +249,8 @@ class TaskIncrementalModel(nn.Module):
             pos = None  # the backbone's own path, exactly as without per-task lengths
         else:
             pos = self.backbone.pos_embed if own is None else own  # same grid as the backbone, or the task's own
-        self.backbone.set_active_task(int(task_id))
-        try:
-            return self.backbone.forward_features(x, pos)
-        finally:
-            self.backbone.set_active_task(None)
+        tokens = self.backbone.forward_features(x, task_id=int(task_id), pos_embed=pos)
+        return self.backbone.forward_head(tokens)
 
     def forward_task(self, x: torch.Tensor, task_id: int) -> torch.Tensor:
         """All of ``x`` belongs to task ``task_id``: (B, T_task, F) -> (B, C_task)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 from torch import nn
 
 from .base import TICLStrategy
+from .errors import StrategyError
 from .registry import register_strategy
 
 
@@ -18,7 +19,7 @@ class AdapterIncremental(TICLStrategy):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         if self.net.pet is None:
-            raise ValueError(
+            raise StrategyError(
                 "strategy 'adapter_incremental' needs a PET method (set the method's 'pet', e.g. convpass)"
             )
 

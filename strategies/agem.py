@@ -34,14 +34,71 @@ Options and defaults:
 """
 from __future__ import annotations
 
-from avalanche.training.plugins import AGEMPlugin
+import random
+import warnings
 
+import torch
 from avalanche.benchmarks.utils.data_loader import GroupBalancedInfiniteDataLoader
+from avalanche.training.plugins import AGEMPlugin
 
 from .base import state_nbytes
 from .common import CrossTaskState, after_runner_plugins
+from .errors import StrategyError
 from .finetune import Finetune
 from .registry import register_strategy
+from .state import RestoreContext
+
+
+class IndexedAGEMPlugin(AGEMPlugin):
+    """Avalanche's AGEMPlugin whose memory update, reproduced draw for draw, records which training samples of
+    which task each episodic memory holds, so a checkpoint names the memory instead of pickling it.
+
+    ``update_memory`` is Avalanche 0.6's: a task with more than ``patterns_per_experience`` samples keeps the first
+    ``patterns_per_experience`` of a ``random.shuffle`` of its indices, a smaller one is kept whole
+    (``tests/test_avalanche_compat.py`` checks it against the stock plugin).
+    """
+
+    def __init__(self, patterns_per_experience: int, sample_size: int) -> None:
+        super().__init__(patterns_per_experience=patterns_per_experience, sample_size=sample_size)
+        #: per memory, in order: (task id, indices into that task's training dataset, or None for all of it)
+        self.memory_index: list[tuple[int, torch.Tensor | None]] = []
+
+    def after_training_exp(self, strategy, **kwargs) -> None:
+        self.update_memory(strategy.experience.dataset, task=int(strategy.experience.task_labels[0]), **kwargs)
+
+    @torch.no_grad()
+    def update_memory(self, dataset, num_workers: int = 0, task: int | None = None, **kwargs) -> None:
+        if num_workers > 0:
+            warnings.warn("Num workers > 0 is known to cause heavy slowdowns in AGEM.", stacklevel=2)
+        if task is None:
+            task = int(dataset.targets_task_labels[0])
+        kept: torch.Tensor | None = None
+        if len(dataset) - self.patterns_per_experience > 0:
+            indices = list(range(len(dataset)))
+            random.shuffle(indices)
+            kept = torch.tensor(indices[: self.patterns_per_experience], dtype=torch.long)
+            dataset = dataset.subset(indices[: self.patterns_per_experience])
+        self.buffers.append(dataset)
+        self.memory_index.append((int(task), kept))
+        self.buffer_dataloader = GroupBalancedInfiniteDataLoader(
+            self.buffers, batch_size=self.sample_size // len(self.buffers), num_workers=num_workers,
+            pin_memory=False, persistent_workers=num_workers > 0,
+        )
+        self.buffer_dliter = iter(self.buffer_dataloader)
+
+    # ------------------------------------------------------------------------------------------ checkpoint
+    def cl_state(self) -> dict:
+        """The episodic memories by name: per memory its task and the indices of its samples (the reference
+        gradient is recomputed every step, the sampler rebuilt at every task start)."""
+        return {"memories": [{"task": task, "indices": kept} for task, kept in self.memory_index]}
+
+    def load_cl_state(self, state: dict, context: RestoreContext) -> None:
+        self.buffers, self.memory_index = [], []
+        for memory in state["memories"]:
+            task, kept = int(memory["task"]), memory["indices"]
+            dataset = context.dataset(task)
+            self.buffers.append(dataset if kept is None else dataset.subset(kept.tolist()))
+            self.memory_index.append((task, kept))
 
 
 @register_strategy("agem")
@@ -51,12 +108,11 @@ class AGEM(CrossTaskState, Finetune):
     state_objects = ("agem",)
     #: memory batches mix tasks, so every task needs one input length (the runner checks)
     mixes_task_inputs = True
-    transient_state = ("buffer_dataloader", "buffer_dliter")
 
     def __init__(self, *, patterns_per_exp: int = 100, sample_size: int = 64, plugins=None, **kwargs) -> None:
         if int(patterns_per_exp) < 1 or int(sample_size) < 1:
-            raise ValueError("strategy 'agem': patterns_per_exp and sample_size must be at least 1")
-        self.agem = AGEMPlugin(patterns_per_experience=int(patterns_per_exp), sample_size=int(sample_size))
+            raise StrategyError("strategy 'agem': patterns_per_exp and sample_size must be at least 1")
+        self.agem = IndexedAGEMPlugin(patterns_per_experience=int(patterns_per_exp), sample_size=int(sample_size))
         super().__init__(plugins=after_runner_plugins(plugins, self.agem), **kwargs)
 
     def method_state_bytes(self) -> int:
@@ -65,9 +121,9 @@ class AGEM(CrossTaskState, Finetune):
 
     def on_task_start(self, task_id: int) -> None:
         super().on_task_start(task_id)
-        # The memory sampler (an endless iterator over the per-task buffers, not picklable) is rebuilt at every
-        # task start, as AGEMPlugin.update_memory builds it. Rebuilding here rather than at the end of the
-        # previous task makes it draw the same random numbers in a resumed run as in an uninterrupted one.
+        # The memory sampler (an endless iterator over the per-task buffers) is rebuilt at every task start, as
+        # update_memory builds it. Rebuilding here rather than at the end of the previous task makes it draw the
+        # same random numbers in a resumed run as in an uninterrupted one.
         agem = self.agem
         if agem.buffers:
             agem.buffer_dataloader = GroupBalancedInfiniteDataLoader(

@@ -13,17 +13,22 @@ What the runner guarantees a :class:`TICLStrategy`:
   by :class:`strategies.plugins.BestValidationPlugin`.
 - **Metrics and checkpoints.** The runner evaluates every seen task's test split after each task, writes
   the accuracy matrix, forgetting, BWT and compute figures, and saves a checkpoint of ``self.net`` plus
-  :meth:`cl_state` (the strategy's cross-task state); ``ticl run --resume`` restores both.
+  :meth:`cl_state` (the strategy's cross-task state, plain values only: :mod:`strategies.state`);
+  ``ticl run --resume`` restores both.
+- **Errors.** Bad user input (an invalid option, a model the strategy cannot train) raises
+  :class:`strategies.errors.StrategyError`, which the CLI prints on one line.
 
 Hooks a subclass may override: :meth:`trainable_parameters`, :meth:`on_task_start`, :meth:`on_task_end`,
 :meth:`cl_state` / :meth:`load_cl_state` (state kept across tasks outside the model, such as importances or a
-memory; :class:`strategies.common.CrossTaskState` does this for plugin-held state), and any Avalanche template
-hook (``criterion``, ``training_epoch``, ``_before_training_exp`` ...). Strategy-specific options arrive as
-keyword arguments from the method's ``strategy_options``.
+memory; :class:`strategies.common.CrossTaskState` collects it from plugins that declare theirs), and any public
+Avalanche template hook (``criterion``, ``training_epoch``, ``train_dataset_adaptation`` ...). Private template
+hooks are reached through :mod:`strategies.avalanche_compat` only. Strategy-specific options arrive as keyword
+arguments from the method's ``strategy_options``.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from avalanche.benchmarks.utils import AvalancheDataset
@@ -34,12 +39,15 @@ from torch.utils.data import Dataset
 
 from audio_ticl.models import TaskIncrementalModel
 
+from .avalanche_compat import ExperienceHooks, clock_state, load_clock_state
+from .errors import StrategyError
 from .model_adapter import AvalancheTaskModel
+from .state import RestoreContext
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
 
-def state_nbytes(obj: Any, seen: Optional[set] = None) -> int:
+def state_nbytes(obj: Any, seen: set | None = None) -> int:
     """Bytes of the tensors and stored samples in a strategy's cross-task state (each tensor counted once).
 
     Tensors count their elements; Avalanche's ``ParamData`` its tensor; a dataset held as a memory (replay's and
@@ -69,7 +77,7 @@ def state_nbytes(obj: Any, seen: Optional[set] = None) -> int:
     return 0
 
 
-class TICLStrategy(SupervisedTemplate):
+class TICLStrategy(ExperienceHooks, SupervisedTemplate):
     """A task-incremental strategy: per-task heads, known task id, a fresh optimizer per task."""
 
     #: set by :func:`strategies.registry.register_strategy`
@@ -90,7 +98,7 @@ class TICLStrategy(SupervisedTemplate):
         train_epochs: int = 1,
         eval_mb_size: int = 64,
         device: str | torch.device = "cpu",
-        plugins: Optional[list] = None,
+        plugins: list | None = None,
         evaluator=None,
         **kwargs,
     ) -> None:
@@ -135,17 +143,20 @@ class TICLStrategy(SupervisedTemplate):
         """Called after the task is trained (and its best validation epoch restored)."""
 
     def cl_state(self) -> dict:
-        """Cross-task state outside the model (picklable), saved with each task's checkpoint.
+        """Cross-task state outside the model, saved with each task's checkpoint: plain values only (tensors,
+        numbers, strings, lists and dicts of them; :mod:`strategies.state`), so the file loads with
+        ``weights_only=True``.
 
-        Always holds Avalanche's clock: plugins such as EWC index their per-task state by
+        Always holds Avalanche's clock counters by name: plugins such as EWC index their per-task state by
         ``clock.train_exp_counter``, which a fresh strategy would restart at 0. Subclasses add their own keys.
         """
-        return {"clock": dict(vars(self.clock))}
+        return {"clock": clock_state(self.clock)}
 
-    def load_cl_state(self, state: dict, trained_tasks: Iterable[int]) -> None:
-        """Restore :meth:`cl_state` on ``--resume``; ``trained_tasks`` are the tasks the checkpoint finished."""
+    def load_cl_state(self, state: dict, context: RestoreContext) -> None:
+        """Restore :meth:`cl_state` on ``--resume``, into this freshly built strategy (``context``: the device,
+        the tasks the checkpoint finished and their training datasets)."""
         if "clock" in state:
-            vars(self.clock).update(state["clock"])
+            load_clock_state(self.clock, state["clock"])
 
     def method_state_bytes(self) -> int:
         """Storage the method keeps besides the model (importances, anchors, memories): the task-specific storage
@@ -174,11 +185,11 @@ class TICLStrategy(SupervisedTemplate):
                 # p.grad (A-GEM's projection) would otherwise mix stale gradients of earlier heads into theirs.
                 p.grad = None
         if not params:
-            raise RuntimeError(f"strategy '{self.strategy_name}' has no trainable parameters for this task")
+            raise StrategyError(f"strategy '{self.strategy_name}' has no trainable parameters for this task")
         self.optimizer = self.optimizer_factory(params)
 
-    def _after_training_exp(self, **kwargs) -> None:
-        super()._after_training_exp(**kwargs)
+    def experience_trained(self) -> None:
+        """After every plugin's ``after_training_exp`` (:class:`strategies.avalanche_compat.ExperienceHooks`)."""
         self.on_task_end(self.current_task)
 
     def forward(self):
@@ -196,6 +207,6 @@ def make_optimizer_factory(name: str, lr: float, weight_decay: float, momentum: 
             return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         if name == "sgd":
             return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-        raise ValueError(f"unknown optimizer '{name}'")
+        raise StrategyError(f"unknown optimizer '{name}' (adam, adamw, sgd)")
 
     return factory

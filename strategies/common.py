@@ -10,24 +10,26 @@ which needs it to have run first; SI checks the order and refuses the opposite o
 :func:`after_runner_plugins` appends, rather than prepends, a strategy's own plugins.
 
 Why :class:`CrossTaskState`: EWC/SI importances and the replay and A-GEM memories live in plugins, not in the
-model. The runner saves :meth:`CrossTaskState.cl_state` with every task checkpoint and ``--resume`` restores it,
-so a resumed run continues exactly where the interrupted one stopped. A strategy that meets earlier tasks without
-that state (e.g. a checkpoint from an older version) warns, since its results would then differ.
+model. Each such plugin declares exactly what it saves (:class:`strategies.state.Checkpointable`: named tensors,
+sample indices, plain numbers; never its pickled attributes). The runner saves :meth:`CrossTaskState.cl_state`
+with every task checkpoint and ``--resume`` restores it, so a resumed run continues exactly where the interrupted
+one stopped. A strategy that meets earlier tasks without that state warns, since its results would then differ.
 """
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Optional
+
+from .state import Checkpointable, RestoreContext
 
 log = logging.getLogger("ticl")
 
 
-def after_runner_plugins(plugins: Optional[list], *own) -> list:
+def after_runner_plugins(plugins: list | None, *own) -> list:
     """The runner's plugins first, then the strategy's own (see the module docstring)."""
     return list(plugins or []) + list(own)
 
 
-def stream_datasets(experience, upto: Optional[int] = None) -> list:
+def stream_datasets(experience, upto: int | None = None) -> list:
     """Training datasets of ``experience``'s stream, positions ``0..upto`` (default: the whole stream).
 
     Reading them from the experience's ``origin_stream`` (the stream the runner indexes) rather than from what
@@ -42,28 +44,31 @@ def stream_datasets(experience, upto: Optional[int] = None) -> list:
 class CrossTaskState:
     """Mixin for a TICLStrategy whose cross-task state lives in plugin objects.
 
-    ``state_objects`` names the attributes (plugins, storage policies) whose instance attributes hold that state;
-    ``transient_state`` lists attributes not saved because the strategy rebuilds them (data loaders, iterators).
+    ``state_objects`` names the attributes (plugins, storage policies) that hold that state; each one is a
+    :class:`~strategies.state.Checkpointable`, saved under its attribute name.
     """
 
     state_objects: tuple[str, ...] = ()
-    transient_state: tuple[str, ...] = ()
+
+    def _state_object(self, name: str) -> Checkpointable:
+        obj = getattr(self, name)
+        if not isinstance(obj, Checkpointable):
+            raise TypeError(f"strategy '{self.strategy_name}': state object '{name}' ({type(obj).__qualname__}) "
+                            "has no cl_state / load_cl_state (strategies.state.Checkpointable)")
+        return obj
 
     def cl_state(self) -> dict:
-        return super().cl_state() | {
-            name: {k: v for k, v in vars(getattr(self, name)).items() if k not in self.transient_state}
-            for name in self.state_objects
-        }
+        return super().cl_state() | {name: self._state_object(name).cl_state() for name in self.state_objects}
 
-    def load_cl_state(self, state: dict, trained_tasks: Iterable[int]) -> None:
-        super().load_cl_state(state, trained_tasks)
+    def load_cl_state(self, state: dict, context: RestoreContext) -> None:
+        super().load_cl_state(state, context)
         missing = [name for name in self.state_objects if name not in state]
         if missing:
             log.warning("strategy '%s': checkpoint has no state for %s", self.strategy_name, missing)
             return
         for name in self.state_objects:
-            vars(getattr(self, name)).update(state[name])
-        self.__dict__.setdefault("_tasks_trained_here", set()).update(trained_tasks)
+            self._state_object(name).load_cl_state(state[name], context)
+        self.__dict__.setdefault("_tasks_trained_here", set()).update(context.trained_tasks)
 
     def on_task_start(self, task_id: int) -> None:
         super().on_task_start(task_id)

@@ -44,6 +44,7 @@ from avalanche.benchmarks.utils.data_loader import collate_from_data_or_kwargs
 from avalanche.benchmarks.utils.utils import concat_datasets
 from torch.utils.data import DataLoader
 
+from .avalanche_compat import common_dataloader_args
 from .base import TICLStrategy
 from .common import stream_datasets
 from .registry import register_strategy
@@ -71,8 +72,8 @@ class _UnionTraining(TICLStrategy):
                 persistent_workers=persistent_workers, drop_last=drop_last, **kwargs,
             )
             return
-        args = self._obtain_common_dataloader_parameters(
-            batch_size=self.train_mb_size, num_workers=num_workers, shuffle=shuffle, pin_memory=pin_memory,
+        args = common_dataloader_args(
+            self, batch_size=self.train_mb_size, num_workers=num_workers, shuffle=shuffle, pin_memory=pin_memory,
             persistent_workers=persistent_workers, drop_last=drop_last,
         )
         collate_from_data_or_kwargs(self.adapted_dataset, args)
@@ -95,15 +96,15 @@ class Joint(_UnionTraining):
     #: trains once, at the last call: no plasticity, forgetting or BWT (its earlier rows are untrained)
     trained_task_by_task = False
 
-    def _is_last(self) -> bool:
+    def is_last_call(self) -> bool:
         return self.experience.current_experience == len(self.experience.origin_stream) - 1
 
     def train_dataset_adaptation(self, **kwargs) -> None:
-        if self._is_last():
+        if self.is_last_call():
             self.adapted_dataset = concat_datasets(stream_datasets(self.experience)).train()
         else:
             super().train_dataset_adaptation(**kwargs)
 
-    def _train_exp(self, experience, eval_streams=None, **kwargs) -> None:
-        if self._is_last():
-            super()._train_exp(experience, eval_streams, **kwargs)
+    def trains_experience(self, experience) -> bool:
+        """Only the last call trains (the earlier ones grow the model)."""
+        return self.is_last_call()

@@ -48,7 +48,8 @@ Options and defaults (``strategy_options``):
 from __future__ import annotations
 
 import warnings
-from typing import Dict, Iterable
+from collections import defaultdict
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -57,9 +58,12 @@ from avalanche.training.utils import ParamData
 from torch.func import functional_call, grad, vmap
 from torch.utils.data import DataLoader
 
+from .avalanche_compat import criterion
 from .common import CrossTaskState, after_runner_plugins
+from .errors import StrategyError
 from .finetune import Finetune
 from .registry import register_strategy
+from .state import RestoreContext, param_data, param_tensors
 
 FISHER_KINDS = ("empirical", "true")
 
@@ -83,11 +87,11 @@ def fisher_diagonal(
     kind: str = "empirical",
     chunk: int = 8,
     seed: int = 0,
-) -> Dict[str, torch.Tensor]:
+) -> dict[str, torch.Tensor]:
     """Per-sample diagonal Fisher of ``model`` (``forward(x, task_label)``) over ``dataset`` (``(x, y, task)``),
     for the parameters ``names``: ``{name: mean_n (d log p(y_n | x_n) / d theta)^2}`` (module docstring)."""
     if kind not in FISHER_KINDS:
-        raise ValueError(f"fisher must be one of {FISHER_KINDS}, got '{kind}'")
+        raise StrategyError(f"fisher must be one of {FISHER_KINDS}, got '{kind}'")
     names = list(names)
     named = dict(model.named_parameters())
     params = {n: named[n].detach() for n in names}
@@ -142,16 +146,16 @@ class TaskAwareEWCPlugin(EWCPlugin):
     ) -> None:
         super().__init__(ewc_lambda=ewc_lambda, mode=mode, decay_factor=decay_factor, **kwargs)
         if fisher not in FISHER_KINDS:
-            raise ValueError(f"strategy option 'fisher' must be one of {FISHER_KINDS}, got '{fisher}'")
+            raise StrategyError(f"strategy option 'fisher' must be one of {FISHER_KINDS}, got '{fisher}'")
         if int(fisher_chunk) < 1:
-            raise ValueError(f"strategy option 'fisher_chunk' must be >= 1, got {fisher_chunk}")
+            raise StrategyError(f"strategy option 'fisher_chunk' must be >= 1, got {fisher_chunk}")
         self.fisher = fisher
         self.fisher_chunk = int(fisher_chunk)
         self.fisher_seed = int(fisher_seed)
 
     def compute_importances(
         self, model, criterion, optimizer, dataset, device, batch_size, num_workers=0
-    ) -> Dict[str, ParamData]:
+    ) -> dict[str, ParamData]:
         """The per-sample diagonal Fisher over ``dataset`` for the parameters that train (``requires_grad``).
 
         Same signature as Avalanche's (``criterion``, ``optimizer``, ``batch_size`` and ``num_workers`` are not
@@ -171,7 +175,7 @@ class TaskAwareEWCPlugin(EWCPlugin):
         if dataset is None:
             dataset = strategy.experience.dataset
         importances = self.compute_importances(
-            strategy.model, strategy._criterion, strategy.optimizer, dataset.eval(), strategy.device,
+            strategy.model, criterion(strategy), strategy.optimizer, dataset.eval(), strategy.device,
             strategy.train_mb_size,
         )
         self.update_importances(importances, t)
@@ -209,6 +213,21 @@ class TaskAwareEWCPlugin(EWCPlugin):
         self.importances[t] = merged
         if not self.keep_importance_data:
             del self.importances[t - 1]
+
+    def cl_state(self) -> dict:
+        """Per earlier task (Avalanche's experience counter): the importances and the anchor weights, by name."""
+        return {
+            "importances": {int(t): param_tensors(imp) for t, imp in self.importances.items()},
+            "saved_params": {int(t): param_tensors(saved) for t, saved in self.saved_params.items()},
+        }
+
+    def load_cl_state(self, state: dict, context: RestoreContext) -> None:
+        self.importances = defaultdict(dict)
+        self.saved_params = defaultdict(dict)
+        for t, tensors in state["importances"].items():
+            self.importances[int(t)] = param_data(tensors, context.device, prefix="imp_")
+        for t, tensors in state["saved_params"].items():
+            self.saved_params[int(t)] = param_data(tensors, context.device)
 
     def penalty(self, strategy) -> torch.Tensor:
         """The (unweighted by lambda) EWC penalty of the model as it is now; 0 before the second task."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import nn
 
 from .base import TICLStrategy
+from .errors import StrategyError
 from .registry import register_strategy
 
 
@@ -20,7 +21,7 @@ class LinearProbe(TICLStrategy):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         if self.net.pet is not None:
-            raise ValueError(
+            raise StrategyError(
                 "strategy 'linear_probe' trains only the heads, so a PET method would never train: "
                 "drop the method's 'pet', or use strategy 'adapter_incremental'"
             )

@@ -24,14 +24,13 @@ features task-specific.
 from __future__ import annotations
 
 import copy
-from typing import Optional
 
 import torch
 from avalanche.training.plugins import LwFPlugin
-from avalanche.training.regularization import LearningWithoutForgetting
 
 from audio_ticl.models import TaskIncrementalModel
 
+from .avalanche_compat import LwFRegularizer
 from .common import after_runner_plugins
 from .finetune import Finetune
 from .registry import register_strategy
@@ -41,17 +40,17 @@ def head_outputs(net: TaskIncrementalModel, x: torch.Tensor, tasks: list[int]) -
     """``{t: logits of head t on x}``; one backbone pass for all heads unless the features are task-specific (PET
     modules, per-task position embeddings)."""
     if not net.task_specific_features:
-        features = net.backbone.forward_features(x)
+        features = net.backbone(x)  # pooled features, no PET modules
         return {t: net.heads[str(t)](features) for t in tasks}
     return {t: net.forward_task(x, t) for t in tasks}
 
 
-class MultiHeadLwF(LearningWithoutForgetting):
+class MultiHeadLwF(LwFRegularizer):
     """Avalanche's LwF regulariser with a per-head teacher taken before the task (see the module docstring)."""
 
     def __init__(self, alpha=1.0, temperature=2.0) -> None:
         super().__init__(alpha, temperature)
-        self.prev_model: Optional[TaskIncrementalModel] = None
+        self.prev_model: TaskIncrementalModel | None = None
         self.prev_tasks: list[int] = []
 
     def snapshot(self, net: TaskIncrementalModel, current_task: int) -> None:
@@ -70,7 +69,7 @@ class MultiHeadLwF(LearningWithoutForgetting):
             return {}
         return head_outputs(self.prev_model, x, self.prev_tasks)
 
-    def distillation(self, x: torch.Tensor, net: TaskIncrementalModel, features: Optional[torch.Tensor] = None):
+    def distillation(self, x: torch.Tensor, net: TaskIncrementalModel, features: torch.Tensor | None = None):
         """Summed distillation loss of the earlier heads on ``x``. ``features``: the student's backbone features
         of ``x`` if the caller already has them (no PET method), to save a second backbone pass."""
         if self.prev_model is None:
@@ -81,17 +80,17 @@ class MultiHeadLwF(LearningWithoutForgetting):
         else:
             student = head_outputs(net, x, self.prev_tasks)
         return sum(
-            self._distillation_loss(student[t], teacher[t], range(teacher[t].shape[1])) for t in self.prev_tasks
+            self.distillation_loss(student[t], teacher[t], range(teacher[t].shape[1])) for t in self.prev_tasks
         )
 
-    def penalty(self, x: torch.Tensor, net: TaskIncrementalModel, features: Optional[torch.Tensor] = None):
+    def penalty(self, x: torch.Tensor, net: TaskIncrementalModel, features: torch.Tensor | None = None):
         """``alpha`` x :meth:`distillation` (what is added to the loss)."""
         alpha = self.alpha
         if isinstance(alpha, (list, tuple)):  # one value per task (Avalanche); the last one repeats, as in SI
             alpha = alpha[min(self.expcount, len(alpha) - 1)]
         return alpha * self.distillation(x, net, features)
 
-    def _lwf_penalty(self, out, x, curr_model):  # Avalanche's entry point; its __call__ applies alpha
+    def unweighted_penalty(self, out, x, curr_model):  # what Avalanche's __call__ multiplies by alpha
         return self.distillation(x, curr_model.net)
 
     def post_adapt(self, agent, exp) -> None:
@@ -121,6 +120,9 @@ class LwF(Finetune):
 
     Defaults from Li & Hoiem ("Learning without Forgetting", TPAMI 2017, Sec. 3): temperature T = 2 and loss
     weight lambda_o = 1 (``alpha``); ``alpha`` is searched in the baseline presets.
+
+    It keeps no cross-task state besides the model: the teacher is copied from the model at each task's start
+    (and freed at its end), so a checkpoint of the model is all a resumed run needs.
     """
 
     #: earlier heads run on the current task's inputs, so every task needs the same input length
@@ -128,14 +130,14 @@ class LwF(Finetune):
 
     def __init__(self, *, alpha: float | list[float] = 1.0, temperature: float = 2.0, plugins=None, **kwargs) -> None:
         self.lwf_plugin = MultiHeadLwFPlugin(alpha=alpha, temperature=float(temperature))
-        self.mb_features: Optional[torch.Tensor] = None
+        self.mb_features: torch.Tensor | None = None
         super().__init__(plugins=after_runner_plugins(plugins, self.lwf_plugin), **kwargs)
 
     def forward(self):
         # Without task-specific features (PET modules, per-task position embeddings) one backbone pass serves both the
         # current head's cross-entropy and the distilled earlier heads (training batches hold one task).
         if self.is_training and not self.net.task_specific_features:
-            self.mb_features = self.net.backbone.forward_features(self.mb_x)
+            self.mb_features = self.net.backbone(self.mb_x)  # pooled features, no PET modules
             return self.net.heads[str(self.current_task)](self.mb_features)
         self.mb_features = None
         return super().forward()

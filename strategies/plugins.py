@@ -1,15 +1,18 @@
-"""Plugins every strategy gets from the runner: model selection on validation data, and a progress bar."""
+"""Plugins every strategy gets from the runner: the one evaluation, model selection on validation data, timings,
+sample counts and batch limits (the progress bar is :mod:`strategies.progress`, re-exported here)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+
+from .errors import StrategyError
+from .progress import ProgressPlugin  # noqa: F401  (re-exported: the runner's plugins live here)
 
 
 @dataclass
@@ -88,8 +91,8 @@ class BestValidationPlugin(SupervisedPlugin):
         self.history: dict[int, list[float]] = {}
         self.loss_history: dict[int, list[float]] = {}
         self.best_epoch: dict[int, int] = {}
-        self._best_key: Optional[tuple[float, float]] = None
-        self._best_state: Optional[dict[str, torch.Tensor]] = None
+        self._best_key: tuple[float, float] | None = None
+        self._best_state: dict[str, torch.Tensor] | None = None
 
     def before_training_exp(self, strategy, *args, **kwargs) -> None:
         self._best_key = None
@@ -125,7 +128,7 @@ class BestValidationPlugin(SupervisedPlugin):
                 params[name].copy_(value)
         self._best_state = None
 
-    def last_accuracy(self, task: int) -> Optional[float]:
+    def last_accuracy(self, task: int) -> float | None:
         values = self.history.get(task) or []
         return values[-1] if values else None
 
@@ -148,46 +151,6 @@ class SampleCountPlugin(SupervisedPlugin):
         self.per_epoch[strategy.current_task][-1] += int(strategy.mb_y.shape[0])
 
 
-class ProgressPlugin(SupervisedPlugin):
-    """One compact tqdm bar per task: iterations over all epochs, running loss, last validation accuracy."""
-
-    def __init__(self, label: str, validation: Optional[BestValidationPlugin] = None, enabled: bool = True) -> None:
-        super().__init__()
-        self.label = label
-        self.validation = validation
-        self.enabled = enabled
-        self._bar: Optional[tqdm] = None
-        self._loss = 0.0
-
-    def before_training_exp(self, strategy, *args, **kwargs) -> None:
-        if not self.enabled:
-            return
-        total = strategy.train_epochs * len(strategy.dataloader)
-        self._bar = tqdm(total=total, desc=f"{self.label} task {strategy.current_task}", leave=False, unit="it")
-
-    def after_training_iteration(self, strategy, *args, **kwargs) -> None:
-        if self._bar is None:
-            return
-        loss = strategy.loss.item()
-        self._loss = 0.9 * self._loss + 0.1 * loss if self._bar.n else loss
-        self._bar.update(1)
-
-    def after_training_epoch(self, strategy, *args, **kwargs) -> None:
-        if self._bar is None:
-            return
-        postfix = {"loss": f"{self._loss:.3f}"}
-        if self.validation is not None:
-            acc = self.validation.last_accuracy(strategy.current_task)
-            if acc is not None:
-                postfix["val_acc"] = f"{acc:.3f}"
-        self._bar.set_postfix(postfix)
-
-    def after_training_exp(self, strategy, *args, **kwargs) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-
 class DataTimePlugin(SupervisedPlugin):
     """Seconds per task spent waiting for mini-batches (loading, SpecAugment, normalisation, collation):
     the gaps between one training iteration's end and the next one's start."""
@@ -195,7 +158,7 @@ class DataTimePlugin(SupervisedPlugin):
     def __init__(self) -> None:
         super().__init__()
         self.seconds: dict[int, float] = {}
-        self._mark: Optional[float] = None
+        self._mark: float | None = None
 
     def before_training_epoch(self, strategy, *args, **kwargs) -> None:
         self._mark = time.perf_counter()
@@ -222,7 +185,7 @@ class BatchLimitPlugin(SupervisedPlugin):
     def __init__(self, max_batches: int, seed: int = 0) -> None:
         super().__init__()
         if max_batches < 1:
-            raise ValueError(f"max_batches must be >= 1, got {max_batches}")
+            raise StrategyError(f"max_batches must be >= 1, got {max_batches}")
         self.max_batches = max_batches
         self.seed = seed
 

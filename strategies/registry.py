@@ -1,10 +1,14 @@
-"""Strategy registry: configs name a strategy by short name or by import path ``pkg.module:Class``."""
+"""Strategy registry: configs name a strategy by short name or by import path ``pkg.module:Class``.
+
+A name that resolves to nothing is a :class:`~.errors.StrategyError` (a user-input error the CLI prints on one line).
+"""
 from __future__ import annotations
 
 import importlib
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
-from audio_ticl.benchmark.errors import ConfigError
+from .errors import StrategyError
 
 T = TypeVar("T", bound=type)
 
@@ -18,7 +22,7 @@ def register_strategy(name: str) -> Callable[[T], T]:
     def decorate(cls: T) -> T:
         existing = STRATEGIES.get(name)
         if existing is not None and existing is not cls:
-            raise ConfigError(f"strategy '{name}' is already registered as {existing.__qualname__}")
+            raise StrategyError(f"strategy '{name}' is already registered as {existing.__qualname__}")
         STRATEGIES[name] = cls
         cls.strategy_name = name
         return cls
@@ -35,14 +39,14 @@ def get_strategy(name: str) -> type:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise ConfigError(f"strategy '{name}': cannot import module '{module_name}': {exc}") from None
+            raise StrategyError(f"strategy '{name}': cannot import module '{module_name}': {exc}") from None
         cls = getattr(module, attr, None)
         if cls is None:
-            raise ConfigError(f"strategy '{name}': module '{module_name}' has no attribute '{attr}'")
+            raise StrategyError(f"strategy '{name}': module '{module_name}' has no attribute '{attr}'")
     else:
         if name not in STRATEGIES:
-            raise ConfigError(f"unknown strategy '{name}'; registered: {', '.join(sorted(STRATEGIES))}")
+            raise StrategyError(f"unknown strategy '{name}'; registered: {', '.join(sorted(STRATEGIES))}")
         cls = STRATEGIES[name]
     if not (isinstance(cls, type) and issubclass(cls, TICLStrategy)):
-        raise ConfigError(f"strategy '{name}' is not a subclass of strategies.TICLStrategy")
+        raise StrategyError(f"strategy '{name}' is not a subclass of strategies.TICLStrategy")
     return cls

@@ -54,16 +54,17 @@ Options and defaults:
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from avalanche.training.plugins import SynapticIntelligencePlugin
+from avalanche.training.utils import ParamData
 
 from .base import state_nbytes
 from .common import CrossTaskState, after_runner_plugins
 from .finetune import Finetune
 from .plugins import BestValidationPlugin
 from .registry import register_strategy
+from .state import RestoreContext, param_tensors
 
 
 @torch.no_grad()
@@ -77,14 +78,14 @@ class CopyingSIPlugin(SynapticIntelligencePlugin):
     """SynapticIntelligencePlugin with copied snapshots, the task loss's gradient, the kept epoch's path integral
     and the paper's c (module docstring); Avalanche's importance clamp as an option."""
 
-    def __init__(self, si_lambda: float | list[float], eps: float, clip_to: Optional[float] = None) -> None:
+    def __init__(self, si_lambda: float | list[float], eps: float, clip_to: float | None = None) -> None:
         c = list(si_lambda) if isinstance(si_lambda, (list, tuple)) else [si_lambda]
         self.c = [float(v) for v in c]
         # Avalanche's penalty is (lambda / 2) * sum Omega (theta - anchor)^2; the paper's is c * sum ...: lambda = 2c
         super().__init__(si_lambda=[2.0 * v for v in self.c], eps=eps)
         self.clip_to = math.inf if clip_to is None else float(clip_to)
         #: the running path integral at the last epoch end where the runner's selection recorded a new best
-        self.kept_trajectory: Optional[dict[str, torch.Tensor]] = None
+        self.kept_trajectory: dict[str, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------------------------------ helpers
     def penalty_weight(self, strategy) -> float:
@@ -93,17 +94,53 @@ class CopyingSIPlugin(SynapticIntelligencePlugin):
         return self.si_lambda[exp_id] if exp_id < len(self.si_lambda) else self.si_lambda[-1]
 
     @staticmethod
-    def _selection(strategy) -> Optional[BestValidationPlugin]:
+    def _selection(strategy) -> BestValidationPlugin | None:
         """The runner's epoch-selection plugin, if there is one and it selects."""
         for plugin in strategy.plugins:
             if isinstance(plugin, BestValidationPlugin) and plugin.enabled:
                 return plugin
         return None
 
+    # ------------------------------------------------------------------------------------------ checkpoint
+    def cl_state(self) -> dict:
+        """What SI carries from one task to the next, by parameter name (flat CPU tensors): the anchors theta~
+        (``ewc_data[0]``), the importances Omega (``ewc_data[1]``) and the running sum behind them
+        (``syn_data["cum_trajectory"]``).
+
+        The rest of ``syn_data`` is per-step working memory: ``trajectory`` is zeroed and ``old_theta`` / ``grad``
+        are overwritten before they are read, and at a task's end ``new_theta`` equals the anchors (Avalanche's
+        ``update_ewc_data`` copies one into the other), so :meth:`load_cl_state` rebuilds them from these three.
+        """
+        return {
+            "anchor": param_tensors(self.ewc_data[0]),
+            "importance": param_tensors(self.ewc_data[1]),
+            "cum_trajectory": param_tensors(self.syn_data["cum_trajectory"]),
+        }
+
+    def load_cl_state(self, state: dict, context: RestoreContext) -> None:
+        def named(prefix: str, tensors: dict) -> dict[str, ParamData]:
+            return {
+                n: ParamData(f"{prefix}{n}", t.shape, init_tensor=t.detach().clone().cpu()) for n, t in tensors.items()
+            }
+
+        anchor, importance = state["anchor"], state["importance"]
+        zeros = {n: torch.zeros_like(t) for n, t in anchor.items()}
+        self.ewc_data = (named("", anchor), named("imp_", importance))
+        self.syn_data = {
+            "old_theta": named("old_theta_", anchor),
+            "new_theta": named("new_theta_", anchor),
+            "grad": named("grad", zeros),
+            "trajectory": named("trajectory_", zeros),
+            "cum_trajectory": named("cum_trajectory_", state["cum_trajectory"]),
+        }
+        self.kept_trajectory = None
+
     # ------------------------------------------------------------------------------------------ callbacks
     def before_training_exp(self, strategy, **kwargs) -> None:
         # the parent's create_syn_data + init_batch, with the task's anchor weights copied
-        SynapticIntelligencePlugin.create_syn_data(strategy.model, self.ewc_data, self.syn_data, self.excluded_parameters)
+        SynapticIntelligencePlugin.create_syn_data(
+            strategy.model, self.ewc_data, self.syn_data, self.excluded_parameters
+        )
         _copy_weights(strategy.model, self.ewc_data[0], self.excluded_parameters)
         for trajectory in self.syn_data["trajectory"].values():
             trajectory.data.fill_(0.0)
@@ -131,7 +168,8 @@ class CopyingSIPlugin(SynapticIntelligencePlugin):
             total = (
                 param.grad.detach().flatten().cpu() if param.grad is not None else torch.zeros_like(new)
             )
-            # the SI penalty's gradient at the forward pass's weights (the pre-step copy): lambda * Omega * (theta - anchor)
+            # the SI penalty's gradient at the forward pass's weights (the pre-step copy):
+            # lambda * Omega * (theta - anchor)
             penalty_grad = lam * self.ewc_data[1][name].data * (old - self.ewc_data[0][name].data)
             task_grad = total - penalty_grad
             self.syn_data["new_theta"][name].data = new
@@ -169,7 +207,7 @@ class SI(CrossTaskState, Finetune):
         *,
         si_lambda: float | list[float] = 0.1,
         eps: float = 0.1,
-        clip_to: Optional[float] = None,
+        clip_to: float | None = None,
         plugins=None,
         **kwargs,
     ) -> None:

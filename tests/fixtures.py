@@ -3,14 +3,40 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
+import pytest
 import soundfile as sf
 
-#: the shared real-audio folder every developer and CI run has beside the project (see its README)
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: where the real-data tests look for data when ``TICL_TEST_DATA`` is not set: ``../shared/data`` beside the repository
+DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: the environment variable that points the real-data tests at another folder (one sub-folder per data set)
+DATA_ENV = "TICL_TEST_DATA"
+
+
+def shared_data_root() -> Path:
+    """The folder of real data sets: ``$TICL_TEST_DATA`` if set, else ``../shared/data`` beside the repository."""
+    env = os.environ.get(DATA_ENV)
+    return Path(env).expanduser() if env else DEFAULT_SHARED_DATA
+
+
+def shared_data(name: str) -> Path:
+    """The real data set ``name`` (e.g. ``"esc50-subset"``, ``"fsdd"``); skips the calling test when it is absent.
+
+    A clone without the shared data passes its tests with skips that say where the data was looked for and how to
+    point the tests at a copy, instead of failing on a missing path.
+    """
+    path = shared_data_root() / name
+    if not path.is_dir():
+        pytest.skip(f"real data {name!r} not found at {path} (set {DATA_ENV} to a folder holding {name}/)")
+    return path
+
+
+# Paths of the shared data sets, for code that needs a path without skipping (prefer shared_data in a test).
+SHARED_DATA = shared_data_root()
 ESC50_SUBSET = SHARED_DATA / "esc50-subset"
 FSDD_ROOT = SHARED_DATA / "fsdd"
 
@@ -153,7 +179,8 @@ def make_ave_fixture(
                 lines[list_name].append(f"{category}&{video_id}&good&0&{int(seconds * 10)}")
                 (root / "AVE" / f"{video_id}.mp4").write_bytes(b"")
                 if extract_audio:
-                    write_wav(root / "audio" / f"{video_id}.wav", tone(seconds, sample_rate, 200.0 + 90 * c, seed=n), sample_rate)
+                    samples = tone(seconds, sample_rate, 200.0 + 90 * c, seed=n)
+                    write_wav(root / "audio" / f"{video_id}.wav", samples, sample_rate)
     for list_name, entries in lines.items():
         (root / list_name).write_text("\n".join(entries) + "\n")
     every = [line for entries in lines.values() for line in entries]
@@ -167,3 +194,15 @@ SCV2_WORDS = (
     "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right", "seven", "sheila", "six", "stop",
     "three", "tree", "two", "up", "visual", "wow", "yes", "zero",
 )
+
+
+def make_fsdd_fixture(root: Path, digits: Sequence[int] = (0, 1, 2), speakers: Sequence[str] = ("george", "jackson"),
+                      takes: Sequence[int] = (0, 1, 5, 6, 10, 11), seconds: float = 0.3) -> Path:
+    """FSDD layout: ``recordings/{digit}_{speaker}_{take}.wav`` at 8 kHz (takes 0-4 are the official test takes)."""
+    root = Path(root)
+    for digit in digits:
+        for s, speaker in enumerate(speakers):
+            for take in takes:
+                samples = tone(seconds, 8000, 300.0 + 60 * digit, seed=1000 * digit + 100 * s + take)
+                write_wav(root / "recordings" / f"{digit}_{speaker}_{take}.wav", samples, 8000)
+    return root

@@ -2,12 +2,12 @@
 from pathlib import Path
 
 import pytest
+from fixtures import AVE_FIXTURE_CLASSES, make_ave_fixture
 
 from audio_ticl.benchmark.audio.cache import FeatureCache, extract_features
 from audio_ticl.benchmark.audio.features import FbankSettings
 from audio_ticl.benchmark.datasets import SOURCES, AVESource
 from audio_ticl.benchmark.errors import DataError
-from fixtures import AVE_FIXTURE_CLASSES, make_ave_fixture
 
 
 def test_ave_splits_follow_the_official_lists(tmp_path: Path) -> None:
@@ -20,7 +20,8 @@ def test_ave_splits_follow_the_official_lists(tmp_path: Path) -> None:
     assert counts == {"train": 6, "val": 3, "test": 3}
     test_ids = {line.split("&")[1] for line in (root / "testSet.txt").read_text().splitlines()}
     assert {c.path.stem for c in clips if c.split == "test"} == test_ids
-    batch = extract_features(clips[:2], FbankSettings(target_frames=64), FeatureCache(tmp_path / "cache"), progress=False)
+    cache = FeatureCache(tmp_path / "cache")
+    batch = extract_features(clips[:2], FbankSettings(target_frames=64), cache, progress=False)
     assert tuple(batch.features.shape) == (2, 64, 128)
 
 
@@ -29,8 +30,11 @@ def test_ave_class_subset(tmp_path: Path) -> None:
     source = AVESource(tmp_path, classes=["Dog"])
     assert source.classes() == ["Dog"]
     assert {c.label for c in source.clips()} == {"Dog"}
-    with pytest.raises(DataError, match="no categories \\['Cat'\\]"):
+    with pytest.raises(DataError, match=r"unknown AVE class\(es\) 'Cat'; available: Church bell, Dog, Male speech"):
         AVESource(tmp_path, classes=["Cat"])
+    with pytest.raises(DataError, match="must be a list of class names, got 'Dog'"):
+        AVESource(tmp_path, classes="Dog")  # not the categories 'D', 'o', 'g'
+    assert AVESource(tmp_path, classes=["Dog", "Church bell"]).classes() == ["Church bell", "Dog"]  # sorted
 
 
 def test_ave_errors_name_the_file_and_what_was_expected(tmp_path: Path) -> None:

@@ -13,10 +13,9 @@ from avalanche.training.storage_policy import ClassBalancedBuffer
 
 from audio_ticl.benchmark.scenarios import FeatureSplit, TaskData, make_benchmark
 from audio_ticl.models import TaskIncrementalModel, create_model, create_pet
-from audio_ticl.strategies import get_strategy, make_optimizer_factory
+from audio_ticl.strategies import StrategyError, get_strategy, make_optimizer_factory
 from audio_ticl.strategies.plugins import BestValidationPlugin, evaluate_accuracy
 from audio_ticl.strategies.replay import TaskClassBalancedBuffer
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,7 +29,8 @@ def _tasks(classes=CLASSES):
     for i, c in enumerate(classes):
         g = torch.Generator().manual_seed(100 + i)
         splits = {
-            s: FeatureSplit(torch.randn(N, 32, 128, generator=g), torch.arange(N) % c) for s in ("train", "val", "test")
+            s: FeatureSplit(torch.randn(N, 32, 128, generator=g), torch.arange(N) % c)
+            for s in ("train", "val", "test")
         }
         tasks.append(TaskData(i, f"t{i}", "random", [str(k) for k in range(c)], splits, 0.0, 1.0, 0, 0))
     return tasks
@@ -327,7 +327,7 @@ def test_linear_probe_trains_only_the_current_head():
 
 
 def test_linear_probe_refuses_a_pet_method():
-    with pytest.raises(ValueError, match="linear_probe"):
+    with pytest.raises(StrategyError, match="linear_probe"):
         _strategy("linear_probe", _net(pet=True), make_benchmark(_tasks()))
 
 

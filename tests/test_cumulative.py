@@ -4,10 +4,10 @@ from collections import Counter
 
 import pytest
 import torch
+from test_baselines import _Hook, _net, _strategy
 
 from audio_ticl.benchmark.scenarios import FeatureSplit, TaskData, make_benchmark
 from audio_ticl.strategies.plugins import BatchLimitPlugin
-from test_baselines import _Hook, _net, _strategy
 
 SIZES = (3, 4, 5, 3, 6)  # training clips per task: unequal, so oversampling would show
 

@@ -1,6 +1,7 @@
 """Downloads without a network: offline errors, Range resume and archive extraction with a fake ``urlopen``."""
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 import urllib.error
@@ -9,12 +10,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from fixtures import make_esc50_fixture, make_speechcommands_fixture, make_urbansound8k_fixture
 
 from audio_ticl.benchmark import cli
 from audio_ticl.benchmark.datasets import ESC50Source, SpeechCommandsSource, UrbanSound8KSource
 from audio_ticl.benchmark.datasets import download as dl
 from audio_ticl.benchmark.errors import DataError
-from fixtures import make_esc50_fixture, make_speechcommands_fixture, make_urbansound8k_fixture
 
 
 class FakeResponse(io.BytesIO):
@@ -40,6 +41,13 @@ def serve(monkeypatch: pytest.MonkeyPatch, payload: bytes, honour_range: bool = 
 
     monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
     return requests
+
+
+@pytest.fixture(autouse=True)
+def no_official_checksums(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake archives are not the official ones: tests that check digests set the one they serve."""
+    monkeypatch.setattr(dl, "SPEECHCOMMANDS_SHA256", None)
+    monkeypatch.setattr(dl, "URBANSOUND8K_MD5", None)
 
 
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,7 +138,9 @@ def test_download_esc50_end_to_end_with_a_fake_server(monkeypatch: pytest.Monkey
         dl.download_esc50(tmp_path / "esc50-bis", progress=False)
 
 
-def test_download_speechcommands_end_to_end_with_a_fake_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_download_speechcommands_end_to_end_with_a_fake_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     fixture = make_speechcommands_fixture(tmp_path / "fixture", ["yes", "no"], speakers=3, takes=1)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
@@ -181,8 +191,10 @@ def test_offline_urbansound8k_says_where_to_put_the_data(monkeypatch: pytest.Mon
 
 
 def test_download_urbansound8k_end_to_end_with_a_fake_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    requests = serve(monkeypatch, _us8k_archive(tmp_path))
+    payload = _us8k_archive(tmp_path)
+    requests = serve(monkeypatch, payload)
     monkeypatch.setattr(dl, "URBANSOUND8K_WAV_COUNT", US8K_WAVS)
+    monkeypatch.setattr(dl, "URBANSOUND8K_MD5", hashlib.md5(payload).hexdigest())  # checked, and it matches
     root = dl.download_urbansound8k(tmp_path / "us8k", progress=False)
     assert root == tmp_path / "us8k" and requests[0].full_url == dl.URBANSOUND8K_URL
     _us8k_layout_ok(root)
@@ -230,6 +242,43 @@ def test_download_urbansound8k_verification_errors(monkeypatch: pytest.MonkeyPat
     with pytest.raises(DataError, match="delete it and download again|not a zip or tar"):
         dl.download_urbansound8k(tmp_path / "damaged", progress=False)
     assert not (tmp_path / "damaged" / "UrbanSound8K.tar.gz").exists()
+
+
+def test_checksum_mismatch_deletes_the_archive(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    payload = _us8k_archive(tmp_path)
+    serve(monkeypatch, payload)
+    monkeypatch.setattr(dl, "URBANSOUND8K_WAV_COUNT", US8K_WAVS)
+    monkeypatch.setattr(dl, "URBANSOUND8K_MD5", "0" * 32)
+    root = tmp_path / "us8k"
+    with pytest.raises(DataError, match=f"UrbanSound8K.tar.gz: md5 {hashlib.md5(payload).hexdigest()} is not the "
+                                        "official archive's .*deleted it"):
+        dl.download_urbansound8k(root, progress=False, keep_archive=True)
+    assert not (root / "UrbanSound8K.tar.gz").exists() and not (root / "audio").exists()
+    # the same for Speech Commands' sha256, also on an archive left from an earlier run
+    monkeypatch.setattr(dl, "SPEECHCOMMANDS_SHA256", "f" * 64)
+    (tmp_path / "sc").mkdir()
+    (tmp_path / "sc" / "speech_commands_v0.02.tar.gz").write_bytes(b"left over")
+    with pytest.raises(DataError, match="sha256 .* is not the official archive's"):
+        dl.download_speechcommands(tmp_path / "sc", progress=False)
+    assert not (tmp_path / "sc" / "speech_commands_v0.02.tar.gz").exists()
+
+
+def test_official_checksums_are_declared(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()  # the official values, not the autouse fixture's
+    assert dl.dataset_checksum("esc50") is None  # GitHub's master.zip changes with every commit
+    sc_sha256 = "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58"  # torchaudio's
+    assert dl.dataset_checksum("speechcommands") == ("sha256", sc_sha256)
+    assert dl.dataset_checksum("urbansound8k") == ("md5", "9aa69802bbf37fb986f71ec1483a196e")
+
+
+def test_download_progress_flag(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    serve(monkeypatch, b"x" * 5000)
+    dl.download_file("http://example/a.bin", tmp_path / "a.bin", progress=False)
+    assert capsys.readouterr() == ("", "")
+    dl.download_file("http://example/b.bin", tmp_path / "b.bin", progress=True)
+    assert "b.bin" in capsys.readouterr().err
 
 
 # -- `ticl datasets` ------------------------------------------------------------------------------------------------

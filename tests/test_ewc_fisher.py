@@ -9,9 +9,9 @@ from avalanche.training.plugins import EWCPlugin
 
 from audio_ticl.benchmark.scenarios import FeatureSplit, TaskData, make_benchmark
 from audio_ticl.models import TaskIncrementalModel, create_model
+from audio_ticl.strategies import StrategyError
 from audio_ticl.strategies.ewc import TaskAwareEWCPlugin
 from audio_ticl.strategies.model_adapter import AvalancheTaskModel
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -141,5 +141,5 @@ def test_fisher_pass_ignores_spec_augment_and_the_global_rng():
 
 
 def test_fisher_option_is_checked():
-    with pytest.raises(ValueError, match="fisher"):
+    with pytest.raises(StrategyError, match="fisher"):
         TaskAwareEWCPlugin(1.0, fisher="exact")

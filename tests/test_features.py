@@ -8,16 +8,25 @@ import numpy as np
 import pytest
 import torch
 import torchaudio.compliance.kaldi as kaldi
+from fixtures import shared_data, tone, write_wav
 
 from audio_ticl.benchmark.audio.cache import FeatureCache, extract_features
 from audio_ticl.benchmark.audio.features import FbankSettings, SpecAugment, fbank, normalize, pad_or_crop
 from audio_ticl.benchmark.audio.io import load_audio, waveform_from_clip
 from audio_ticl.benchmark.datasets.base import Clip
 from audio_ticl.benchmark.errors import DataError
-from fixtures import ESC50_SUBSET, FSDD_ROOT, tone, write_wav
 
-ESC_CLIP = ESC50_SUBSET / "audio" / "1-100032-A-0.ogg"
-FSDD_CLIP = FSDD_ROOT / "recordings" / "0_george_0.wav"
+
+@pytest.fixture(scope="module")
+def esc_clip() -> Path:
+    """A real 5 s ESC-10 clip (44.1 kHz ogg); the tests that read it skip where the shared data is absent."""
+    return shared_data("esc50-subset") / "audio" / "1-100032-A-0.ogg"
+
+
+@pytest.fixture(scope="module")
+def fsdd_clip() -> Path:
+    """A real FSDD digit (8 kHz wav, under half a second)."""
+    return shared_data("fsdd") / "recordings" / "0_george_0.wav"
 
 
 def reference_fbank(wave: torch.Tensor) -> torch.Tensor:
@@ -29,8 +38,8 @@ def reference_fbank(wave: torch.Tensor) -> torch.Tensor:
 
 # -- decoding ------------------------------------------------------------------------------------------------
 
-def test_load_real_esc_clip_resamples_to_16k() -> None:
-    wave = load_audio(ESC_CLIP)
+def test_load_real_esc_clip_resamples_to_16k(esc_clip: Path) -> None:
+    wave = load_audio(esc_clip)
     assert wave.dtype == torch.float32 and wave.dim() == 1
     assert abs(wave.shape[0] - 80000) <= 16  # 5 s at 16 kHz (the file holds 5.001 s)
 
@@ -73,8 +82,8 @@ def test_generated_clip_is_rendered_and_resampled() -> None:
 
 # -- fbank -----------------------------------------------------------------------------------------------------
 
-def test_fbank_matches_the_kaldi_recipe_on_a_real_esc_clip() -> None:
-    wave = load_audio(ESC_CLIP)[:80000]
+def test_fbank_matches_the_kaldi_recipe_on_a_real_esc_clip(esc_clip: Path) -> None:
+    wave = load_audio(esc_clip)[:80000]
     expected = reference_fbank(wave)
     assert expected.shape == (498, 128)
     ours = fbank(wave, FbankSettings(target_frames=512))
@@ -94,8 +103,8 @@ def test_one_second_gives_98_frames_and_short_clips_are_padded() -> None:
     assert short.shape == (4, 128) and torch.all(short[1:] == 0) and torch.all(short[0] != 0)
 
 
-def test_fsdd_clip_8k_is_resampled_and_padded_to_128_frames() -> None:
-    wave = load_audio(FSDD_CLIP)
+def test_fsdd_clip_8k_is_resampled_and_padded_to_128_frames(fsdd_clip: Path) -> None:
+    wave = load_audio(fsdd_clip)
     frames = reference_fbank(wave).shape[0]
     assert frames == 1 + (wave.shape[0] - 400) // 160 < 128
     out = fbank(wave, FbankSettings(target_frames=128))
@@ -103,9 +112,19 @@ def test_fsdd_clip_8k_is_resampled_and_padded_to_128_frames() -> None:
     assert torch.all(out[frames:] == 0)
 
 
-def test_fbank_crops_long_input() -> None:
-    wave = load_audio(ESC_CLIP)[:80000]
+def test_fbank_crops_long_input(esc_clip: Path) -> None:
+    wave = load_audio(esc_clip)[:80000]
     torch.testing.assert_close(fbank(wave, FbankSettings(target_frames=100)), reference_fbank(wave)[:100])
+
+
+@pytest.mark.parametrize("samples", [1, 399, 400, 401, 559, 560, 8000, 16000, 16159, 16160, 80000])
+@pytest.mark.parametrize("shift_ms, length_ms", [(10.0, 25.0), (20.0, 25.0), (10.0, 50.0)])
+def test_num_frames_is_the_frame_count_of_fbank(samples: int, shift_ms: float, length_ms: float) -> None:
+    """Sources size target_frames with num_frames: it must be what fbank computes before padding, exactly."""
+    settings = FbankSettings(frame_shift_ms=shift_ms, frame_length_ms=length_ms, target_frames=10_000)
+    wave = torch.from_numpy(tone(1.0 + samples / 16000, 16000, seed=samples))[:samples]
+    computed = fbank(wave, settings)
+    assert settings.num_frames(samples) == int((computed.abs().sum(dim=1) > 0).sum())  # padding frames are zero
 
 
 def test_pad_or_crop() -> None:
@@ -239,3 +258,12 @@ def test_pool_worker_errors_surface_as_data_error(tmp_path: Path) -> None:
     clips.append(Clip(key=str(bad), label="x", split="train", path=bad))
     with pytest.raises(DataError, match="bad.wav"):
         extract_features(clips, FbankSettings(target_frames=16), None, progress=False, pool_min_misses=2)
+
+
+def test_progress_flag_decides_whether_a_bar_is_drawn(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """With progress off (no terminal, --no-progress) nothing is written: no carriage-return frames in log files."""
+    clips = _clips(tmp_path / "audio", 2)
+    extract_features(clips, FbankSettings(target_frames=16), None, progress=False)
+    assert capsys.readouterr() == ("", "")
+    extract_features(clips, FbankSettings(target_frames=16), None, progress=True, desc="features demo")
+    assert "features demo" in capsys.readouterr().err

@@ -1,10 +1,14 @@
 """Frequency-Time Attention: exactness against the dense -inf-masked reference, locality, gradients, errors."""
 from __future__ import annotations
 
+import types
+
 import pytest
 import torch
 from einops import rearrange
+from torch.utils.flop_counter import FlopCounterMode
 
+from audio_ticl.models import cpu_flash
 from audio_ticl.models.attention import (
     criss_cross_mask,
     frequency_time_attention,
@@ -127,6 +131,61 @@ def test_mixer_registry_and_errors():
         frequency_time_attention(q, k, v, (4, 4), 1)
     with pytest.raises(ModelError, match="impl"):
         frequency_time_attention(q, k, v, (3, 4), 1, impl="dense")
+
+
+# ------------------------------------------------------------------------------------ private-op probe
+def test_the_probe_passes_here_and_auto_takes_the_fused_path():
+    assert cpu_flash.cpu_flash_available(torch.float32)
+    grid, prefix = (4, 7), 2
+    q, k, v = _qkv(grid, prefix, torch.float32)
+    assert torch.equal(frequency_time_attention(q, k, v, grid, prefix), frequency_time_attention(q, k, v, grid, prefix,
+                                                                                                impl="flash"))
+
+
+def test_the_probe_draws_no_random_numbers_and_counts_no_flops():
+    cpu_flash.cpu_flash_available.cache_clear()
+    state = torch.get_rng_state()
+    with FlopCounterMode(display=False) as counter:
+        assert cpu_flash.cpu_flash_available(torch.float32)
+    assert counter.get_total_flops() == 0 and torch.equal(torch.get_rng_state(), state)
+
+
+def _raise(*args, **kwargs):
+    raise RuntimeError("simulated: this torch's private op is broken")
+
+
+def _wrong(q, k, v, **kwargs):  # runs, but no longer computes attention
+    return torch.zeros_like(q), torch.zeros(q.shape[:-1], dtype=q.dtype)
+
+
+@pytest.mark.parametrize("forward", [_raise, _wrong], ids=["raises", "wrong_result"])
+def test_a_failing_private_op_falls_back_to_the_portable_path(monkeypatch, forward):
+    grid, prefix = (3, 5), 1
+    q, k, v = (t.requires_grad_(True) for t in _qkv(grid, prefix, torch.float32))
+    qkv = torch.randn(2, prefix + 15, 3 * 24, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    portable = frequency_time_attention(q, k, v, grid, prefix, impl="einsum")
+    portable_grads = torch.autograd.grad(portable.sum(), (q, k, v))
+    portable_packed = frequency_time_attention_packed(qkv, 3, grid, prefix, impl="einsum")
+    broken = types.SimpleNamespace(
+        _scaled_dot_product_flash_attention_for_cpu=forward,
+        _scaled_dot_product_flash_attention_for_cpu_backward=_raise,
+    )
+    monkeypatch.setattr(cpu_flash, "_ATEN", broken)
+    cpu_flash.cpu_flash_available.cache_clear()
+    try:
+        assert not cpu_flash.cpu_flash_available(torch.float32)
+        out = frequency_time_attention(q, k, v, grid, prefix)  # "auto"
+        assert torch.equal(out, portable)
+        for a, b in zip(torch.autograd.grad(out.sum(), (q, k, v)), portable_grads):
+            assert torch.equal(a, b)
+        assert torch.equal(frequency_time_attention_packed(qkv, 3, grid, prefix), portable_packed)
+        assert FrequencyTimeAttention(24, 3)(qkv[..., :24].detach(), grid, prefix).shape == (2, 16, 24)  # mixer too
+        with pytest.raises(ModelError, match="impl 'flash' needs torch's CPU flash-attention ops"):
+            frequency_time_attention(q, k, v, grid, prefix, impl="flash")
+    finally:
+        monkeypatch.undo()
+        cpu_flash.cpu_flash_available.cache_clear()
+    assert cpu_flash.cpu_flash_available(torch.float32)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -14,6 +14,7 @@ from audio_ticl.models import (
     create_pet,
     list_models,
 )
+from audio_ticl.models.context import ForwardContext
 from audio_ticl.models.errors import ModelError
 from audio_ticl.models.layers import PatchEmbed, QuickGELU
 from audio_ticl.models.pet import ConvPass, ConvPassMethod
@@ -84,7 +85,7 @@ def test_wrong_input_shape_is_a_clear_error():
     with pytest.raises(ValueError, match=r"expects input \(batch, 64 frames, 32 mel bins\), got shape \(2, 60, 32\)"):
         backbone.forward_features(torch.zeros(2, 60, 32))
     with pytest.raises(ModelError, match=r"got shape \(64, 32\)"):
-        backbone.forward_features(torch.zeros(64, 32))
+        backbone(torch.zeros(64, 32))
 
 
 @pytest.mark.parametrize("mixer", sorted(MIXERS))
@@ -92,14 +93,15 @@ def test_forward_backward_and_pooling(mixer):
     backbone = tiny_backbone(mixer=mixer, distill_token=True, pooling="cls_dist")
     assert backbone.num_prefix_tokens == 2
     x = fbank(3)
-    tokens = backbone.forward_tokens(x)
+    tokens = backbone.forward_features(x)
     assert tokens.shape == (3, 2 + backbone.num_patches, 32)
-    pooled = backbone.forward_features(x)
+    pooled = backbone(x)
     torch.testing.assert_close(pooled, (tokens[:, 0] + tokens[:, 1]) / 2)
+    assert torch.equal(backbone.forward_head(tokens, pre_logits=False), pooled)  # no classifier in a backbone
     pooled.sum().backward()
     assert all(p.grad is not None for p in backbone.parameters())
     backbone.pooling = "mean"
-    torch.testing.assert_close(backbone.forward_features(x), tokens[:, 2:].mean(1))
+    torch.testing.assert_close(backbone(x), tokens[:, 2:].mean(1))
     with pytest.raises(ModelError, match="cls_dist"):
         tiny_backbone(pooling="cls_dist")
 
@@ -140,7 +142,7 @@ def test_backbone_resize_pos_embed_runs_at_new_length():
     assert backbone.input_frames == 128 and backbone.patch_grid == (2, 12)
     assert backbone.pos_embed.shape == (1, 1 + 24, 32)
     torch.testing.assert_close(backbone.pos_embed[:, :1], old[:, :1])
-    assert backbone.forward_features(fbank(2, frames=128)).shape == (2, 32)
+    assert backbone(fbank(2, frames=128)).shape == (2, 32)
 
 
 # ------------------------------------------------------------------------------------------------ ConvPass
@@ -155,10 +157,11 @@ def test_convpass_prefix_tokens_are_1x1_maps():
     adapter = ConvPass(16, 4).eval()
     torch.nn.init.normal_(adapter.up.weight)
     h = torch.randn(1, 2 + 12, 16)
-    out = adapter(h, (3, 4), num_prefix=2)
+    ctx = ForwardContext(grid=(3, 4), num_prefix=2)
+    out = adapter(h, ctx)
     h2 = h.clone()
     h2[:, 2:] += 1.0  # change every patch token
-    out2 = adapter(h2, (3, 4), num_prefix=2)
+    out2 = adapter(h2, ctx)
     torch.testing.assert_close(out2[:, :2], out[:, :2])  # prefix tokens do not see the grid
     assert not torch.allclose(out2[:, 2:], out[:, 2:])
 
@@ -166,15 +169,14 @@ def test_convpass_prefix_tokens_are_1x1_maps():
 def test_convpass_injection_is_identity_and_lists_exact_parameters():
     backbone = tiny_backbone().eval()
     x = fbank(2)
-    before = backbone.forward_features(x)
+    before = backbone(x)
     method = create_pet("convpass", dim_first_task=8, dim=4)
     assert isinstance(method, ConvPassMethod) and "convpass" in PET_METHODS
     params = method.inject(backbone, 0)
     per_module = 2 * 32 * 8 + 9 * 8 * 8 + 2 * 8 + 32
     assert sum(p.numel() for p in params) == 2 * len(backbone.blocks) * per_module
     assert {id(p) for p in params} == {id(p) for m in method.task_modules(backbone, 0) for p in m.parameters()}
-    backbone.set_active_task(0)
-    torch.testing.assert_close(backbone.forward_features(x), before, atol=0, rtol=0)  # zero-init up-projection
+    assert torch.equal(backbone(x, task_id=0), before)  # zero-init up-projection
     later = method.inject(backbone, 1)
     assert sum(p.numel() for p in later) == 2 * len(backbone.blocks) * (2 * 32 * 4 + 9 * 16 + 8 + 32)
     with pytest.raises(TypeError, match="no option"):

@@ -5,11 +5,18 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fixtures import (
+    AVE_FIXTURE_CLASSES,
+    SCV2_WORDS,
+    make_ave_fixture,
+    make_esc50_fixture,
+    make_speechcommands_fixture,
+    make_urbansound8k_fixture,
+)
 
 from audio_ticl.benchmark.cli import main
 from audio_ticl.benchmark.config import load_config
 from audio_ticl.benchmark.errors import ConfigError
-from fixtures import AVE_FIXTURE_CLASSES, SCV2_WORDS, make_ave_fixture, make_esc50_fixture, make_speechcommands_fixture, make_urbansound8k_fixture
 
 #: two classes in each ESC-50 category, so the five category tasks exist
 ESC50_TWO_PER_CATEGORY = (
@@ -27,7 +34,8 @@ def _smoke(preset: str, root: Path, out: Path, *extra: str) -> dict:
     for item in extra:
         args += ["--set", item]
     assert main(args) == 0
-    return {m.name: json.loads((m / "summary.json").read_text()) for m in out.iterdir() if (m / "summary.json").is_file()}
+    done = [m for m in out.iterdir() if (m / "summary.json").is_file()]
+    return {m.name: json.loads((m / "summary.json").read_text()) for m in done}
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +71,7 @@ def test_aicl_paper_keeps_each_datasets_input_length(paper_root: Path) -> None:
     assert model_frames(tasks) == 512
 
 
+@pytest.mark.slow
 def test_aicl_paper_smoke_falls_back_to_urbansound8k_without_ave(paper_root: Path, tmp_path: Path) -> None:
     summaries = _smoke("aicl-paper", paper_root, tmp_path / "run")
     for name, summary in summaries.items():
@@ -77,6 +86,7 @@ def test_aicl_paper_smoke_falls_back_to_urbansound8k_without_ave(paper_root: Pat
     assert summaries["aicl-gsa"]["avg_forgetting"] == 0.0
 
 
+@pytest.mark.slow
 def test_aicl_paper_smoke_uses_ave_when_it_is_there(paper_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "datasets"
     shutil.copytree(paper_root, root)
@@ -96,6 +106,7 @@ def test_a_broken_ave_folder_is_an_error_not_a_fallback(paper_root: Path, tmp_pa
     assert not (tmp_path / "run" / "finetune" / "summary.json").exists()
 
 
+@pytest.mark.slow
 def test_esc50_5tasks_smoke_has_one_task_per_category(tmp_path: Path) -> None:
     root = make_esc50_fixture(tmp_path / "ESC-50", ESC50_TWO_PER_CATEGORY, seconds=0.3)
     summaries = _smoke("esc50-5tasks", root, tmp_path / "run")
@@ -104,6 +115,7 @@ def test_esc50_5tasks_smoke_has_one_task_per_category(tmp_path: Path) -> None:
     assert tasks[0]["classes"] == ["dog", "rooster"]
 
 
+@pytest.mark.slow
 def test_scv2_7tasks_smoke_has_seven_tasks_of_five_words(tmp_path: Path) -> None:
     root = make_speechcommands_fixture(tmp_path / "sc", SCV2_WORDS, speakers=3, takes=1)
     summaries = _smoke("scv2-7tasks", root, tmp_path / "run")
@@ -112,6 +124,7 @@ def test_scv2_7tasks_smoke_has_seven_tasks_of_five_words(tmp_path: Path) -> None
     assert sorted(c for t in tasks for c in t["classes"]) == sorted(SCV2_WORDS)
 
 
+@pytest.mark.slow
 def test_urbansound8k_5tasks_smoke_splits_by_fold(tmp_path: Path) -> None:
     root = make_urbansound8k_fixture(tmp_path / "UrbanSound8K", URBANSOUND8K_CLASSES, folds=(1, 2, 9, 10))
     summaries = _smoke("urbansound8k-5tasks", root, tmp_path / "run")

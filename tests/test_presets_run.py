@@ -2,9 +2,9 @@
 import json
 
 import pytest
+from fixtures import make_speechcommands_fixture, shared_data
 
 from audio_ticl.benchmark.cli import main
-from fixtures import ESC50_SUBSET, FSDD_ROOT, make_speechcommands_fixture
 
 TINY = [
     "model.embed_dim=32", "model.depth=1", "model.num_heads=2",
@@ -23,6 +23,7 @@ def _run(preset, root, out, extra=()):
     return {m: json.loads((out / m / "summary.json").read_text()) for m in ("aicl-gsa", "aicl-fta", "finetune")}
 
 
+@pytest.mark.slow
 def test_speechcommands_preset_on_a_fixture(tmp_path):
     from audio_ticl.benchmark.datasets import COMMAND_WORDS
 
@@ -34,34 +35,35 @@ def test_speechcommands_preset_on_a_fixture(tmp_path):
     assert all((t["n_train"], t["n_val"], t["n_test"]) == (2, 2, 2) for t in tasks)
 
 
+@pytest.mark.slow
 def test_esc50_preset_on_the_shared_esc10(tmp_path):
-    if not ESC50_SUBSET.is_dir():
-        pytest.skip(f"shared ESC-10 data not found at {ESC50_SUBSET}")
+    esc10 = shared_data("esc50-subset")
     summaries = _run(
-        "esc50-cpu", ESC50_SUBSET, tmp_path / "run",
+        "esc50-cpu", esc10, tmp_path / "run",
         ["data.options.classes=[dog, rooster, rain, sea_waves]", "scenario.n_tasks=2"],
     )
     tasks = summaries["finetune"]["tasks"]
-    assert len(tasks) == 2 and sorted(c for t in tasks for c in t["classes"]) == ["dog", "rain", "rooster", "sea_waves"]
+    assert len(tasks) == 2
+    assert sorted(c for t in tasks for c in t["classes"]) == ["dog", "rain", "rooster", "sea_waves"]
     assert all((t["n_train"], t["n_val"], t["n_test"]) == (48, 16, 16) for t in tasks)  # folds 1-3 / 4 / 5
 
 
+@pytest.mark.slow
 def test_fsdd_preset_on_the_shared_recordings(tmp_path):
-    if not FSDD_ROOT.is_dir():
-        pytest.skip(f"shared FSDD data not found at {FSDD_ROOT}")
-    summaries = _run("fsdd-cpu", FSDD_ROOT, tmp_path / "run", ["scenario.n_tasks=1"])
+    summaries = _run("fsdd-cpu", shared_data("fsdd"), tmp_path / "run", ["scenario.n_tasks=1"])
     (task,) = summaries["aicl-fta"]["tasks"]
     assert task["classes"] == ["0", "1"]
     # 6 speakers x 50 takes per digit: takes 0-4 test, 5-9 validation, 10-49 training
     assert (task["n_train"], task["n_val"], task["n_test"]) == (480, 60, 60)
 
 
+@pytest.mark.slow
 def test_baselines_preset_runs_every_strategy(tmp_path):
-    if not ESC50_SUBSET.is_dir():
-        pytest.skip(f"shared ESC-10 data not found at {ESC50_SUBSET}")
+    esc10 = shared_data("esc50-subset")
     out = tmp_path / "run"
-    args = ["run", "--preset", "baselines-esc50-cpu", "--data-root", str(ESC50_SUBSET), "--out", str(out),
-            "--no-progress", "--set", "data.options.classes=[dog, rooster, rain, sea_waves]", "--set", "scenario.n_tasks=2"]
+    args = ["run", "--preset", "baselines-esc50-cpu", "--data-root", str(esc10), "--out", str(out),
+            "--no-progress", "--set", "data.options.classes=[dog, rooster, rain, sea_waves]",
+            "--set", "scenario.n_tasks=2"]
     for item in TINY:
         args += ["--set", item]
     assert main(args) == 0

@@ -20,7 +20,6 @@ from audio_ticl.models import TaskIncrementalModel, create_model
 from audio_ticl.strategies import get_strategy, make_optimizer_factory
 from audio_ticl.strategies.plugins import BestValidationPlugin, evaluate
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -28,7 +27,10 @@ def _tasks(n_tasks=2, n=8):
     tasks = []
     for i in range(n_tasks):
         g = torch.Generator().manual_seed(10 + i)
-        splits = {s: FeatureSplit(torch.randn(n, 32, 128, generator=g), torch.arange(n) % 2) for s in ("train", "val", "test")}
+        splits = {
+            s: FeatureSplit(torch.randn(n, 32, 128, generator=g), torch.arange(n) % 2)
+            for s in ("train", "val", "test")
+        }
         tasks.append(TaskData(i, f"t{i}", "random", ["a", "b"], splits, 0.0, 1.0, 0, 0))
     return tasks
 

@@ -20,8 +20,13 @@ import pytest
 from audio_ticl.benchmark import metrics as M
 from audio_ticl.benchmark.cli import main
 from audio_ticl.benchmark.errors import TICLError
-
-from audio_ticl.benchmark.report.collect import UnfinishedRunError, load_runs, matrix_frame, method_frame, shared_params
+from audio_ticl.benchmark.report.collect import (
+    UnfinishedRunError,
+    load_runs,
+    matrix_frame,
+    method_frame,
+    shared_params,
+)
 from audio_ticl.benchmark.report.plots import method_styles, plot_accuracy_vs_task, plot_runs
 from audio_ticl.benchmark.report.table import build_table, notes, to_csv, to_markdown
 from audio_ticl.benchmark.summary import SCHEMA_VERSION, Environment, RunSummary, SeedsSummary, TaskInfo, TaskRecord

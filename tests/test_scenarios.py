@@ -43,7 +43,8 @@ def test_seeded_split_is_a_partition_and_depends_on_the_seed():
 
 
 def test_canonical_split_keeps_dataset_order():
-    plan = plan_class_split(FakeSource(CLASSES), ScenarioConfig(n_tasks=2, classes_per_task=3, class_order="canonical"), 0)
+    scenario = ScenarioConfig(n_tasks=2, classes_per_task=3, class_order="canonical")
+    plan = plan_class_split(FakeSource(CLASSES), scenario, 0)
     assert [classes for _, classes in plan] == [["c0", "c1", "c2"], ["c3", "c4", "c5"]]
 
 
@@ -99,13 +100,12 @@ def test_specaugment_only_on_the_training_split():
 
 
 def test_esc50_preset_splits_the_subset_into_five_tasks():
-    from fixtures import ESC50_SUBSET
+    from fixtures import shared_data
 
-    if not ESC50_SUBSET.is_dir():
-        pytest.skip(f"shared ESC-10 data not found at {ESC50_SUBSET}")
     from audio_ticl.benchmark.scenarios import make_source
 
-    cfg = load_config("esc50-cpu", overrides=[f"data.root={ESC50_SUBSET}"])
+    esc10 = shared_data("esc50-subset")
+    cfg = load_config("esc50-cpu", overrides=[f"data.root={esc10}"])
     source = make_source(cfg.data.source, cfg.data.root, cfg.data.options, "data")
     plan = plan_class_split(source, cfg.scenario, cfg.seed)
     assert len(plan) == 5 and sorted(c for _, cs in plan for c in cs) == sorted(source.classes())

@@ -2,9 +2,9 @@
 import json
 
 import yaml
+from fixtures import make_speechcommands_fixture
 
 from audio_ticl.benchmark.cli import main
-from fixtures import make_speechcommands_fixture
 
 
 def test_dataset_sequence_runs_one_task_per_dataset(tmp_path):
@@ -28,7 +28,8 @@ def test_dataset_sequence_runs_one_task_per_dataset(tmp_path):
     summary = json.loads((out / "aicl" / "summary.json").read_text())
     tasks = summary["tasks"]
     assert [t["name"] for t in tasks] == ["synth", "words"]
-    assert tasks[0]["classes"] == ["siren", "rain"] and tasks[1]["classes"] == ["no", "up", "yes"]  # word folders, sorted
+    assert tasks[0]["classes"] == ["siren", "rain"]
+    assert tasks[1]["classes"] == ["no", "up", "yes"]  # word folders, sorted
     # the fixture puts speaker 0 in the test list and speaker 1 in the validation list: 2 takes each per word
     assert (tasks[1]["n_train"], tasks[1]["n_val"], tasks[1]["n_test"]) == (6, 6, 6)
     assert len(summary["accuracy_matrix"]) == 2

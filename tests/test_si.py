@@ -7,14 +7,13 @@ import pytest
 import torch
 from avalanche.evaluation.metrics import accuracy_metrics
 from avalanche.training.plugins import EvaluationPlugin, SynapticIntelligencePlugin
+from test_baselines import _Hook, _net, _tasks
 
 import audio_ticl.strategies.plugins as runner_plugins
 from audio_ticl.benchmark.scenarios import make_benchmark
 from audio_ticl.strategies import get_strategy, make_optimizer_factory
 from audio_ticl.strategies.plugins import BestValidationPlugin
 from audio_ticl.strategies.si import CopyingSIPlugin
-from test_baselines import _Hook, _net, _tasks
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -118,7 +117,8 @@ def test_importance_is_the_path_integral_up_to_the_epoch_validation_keeps(monkey
         torch.testing.assert_close(three.si.ewc_data[0][n].data, one.si.ewc_data[0][n].data, rtol=0, atol=0)
     # the later epochs did move the path integral: without the snapshot the importances would differ
     assert any(
-        not torch.allclose(running["trajectory"][n], one.si.syn_data["trajectory"][n].data) for n in running["trajectory"]
+        not torch.allclose(running["trajectory"][n], one.si.syn_data["trajectory"][n].data)
+        for n in running["trajectory"]
     )
 
 
@@ -143,7 +143,8 @@ def test_defaults_come_from_the_paper_and_c_is_the_papers_c():
     bm = make_benchmark(_tasks())
     si = _si(bm, epochs=1).si
     assert si.c == [0.1] and si.eps == 0.1 and si.clip_to == float("inf")
-    # Avalanche's penalty (lambda / 2) sum Omega (theta - anchor)^2 with lambda = 2c is the paper's c sum Omega (...)^2,
+    # Avalanche's penalty (lambda / 2) sum Omega (theta - anchor)^2 with lambda = 2c is the paper's
+    # c sum Omega (...)^2,
     # and its gradient is the closed form the path integral subtracts: lambda * Omega * (theta - anchor)
     plugin = CopyingSIPlugin(si_lambda=0.3, eps=0.1)
     model = torch.nn.Linear(3, 2)
@@ -158,4 +159,5 @@ def test_defaults_come_from_the_paper_and_c_is_the_papers_c():
     torch.testing.assert_close(loss, paper)
     loss.backward()
     for n, p in model.named_parameters():
-        torch.testing.assert_close(p.grad.flatten(), plugin.si_lambda[0] * omega[n] * (p.detach().flatten() - anchor[n]))
+        expected = plugin.si_lambda[0] * omega[n] * (p.detach().flatten() - anchor[n])
+        torch.testing.assert_close(p.grad.flatten(), expected)

@@ -2,9 +2,16 @@
 import pytest
 import torch
 
-from audio_ticl.benchmark.errors import ConfigError
 from audio_ticl.models import TaskIncrementalModel, create_model, create_pet
-from audio_ticl.strategies import STRATEGIES, TICLStrategy, get_strategy, make_optimizer_factory, register_strategy
+from audio_ticl.models.errors import TICLError
+from audio_ticl.strategies import (
+    STRATEGIES,
+    StrategyError,
+    TICLStrategy,
+    get_strategy,
+    make_optimizer_factory,
+    register_strategy,
+)
 
 
 def _net(pet=True):
@@ -28,12 +35,13 @@ def test_strategy_by_import_path():
 
 
 def test_unknown_strategy_lists_the_registered_ones():
-    with pytest.raises(ConfigError, match="unknown strategy 'nope'.*adapter_incremental"):
+    with pytest.raises(StrategyError, match="unknown strategy 'nope'.*adapter_incremental"):
         get_strategy("nope")
-    with pytest.raises(ConfigError, match="cannot import module"):
+    with pytest.raises(StrategyError, match="cannot import module"):
         get_strategy("no_such_module:Thing")
-    with pytest.raises(ConfigError, match="not a subclass"):
+    with pytest.raises(StrategyError, match="not a subclass"):
         get_strategy("torch.nn:Linear")
+    assert issubclass(StrategyError, TICLError)  # the CLI prints it on one line
 
 
 def test_register_strategy_makes_a_subclass_available():
@@ -48,8 +56,13 @@ def test_register_strategy_makes_a_subclass_available():
 
 
 def test_adapter_incremental_needs_a_pet_method():
-    with pytest.raises(ValueError, match="needs a PET method"):
+    with pytest.raises(StrategyError, match="needs a PET method"):
         _strategy("adapter_incremental", _net(pet=False))
+
+
+def test_an_unknown_optimizer_is_a_strategy_error():
+    with pytest.raises(StrategyError, match="unknown optimizer 'rmsprop'"):
+        make_optimizer_factory("rmsprop", 1e-3, 0.0, 0.9)([torch.nn.Parameter(torch.zeros(1))])
 
 
 class _Exp:

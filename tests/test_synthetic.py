@@ -1,4 +1,4 @@
-"""The built-in synthetic sound set: determinism, shapes, splits, errors (numpy only, fast)."""
+"""The built-in synthetic sound set: the class registry, determinism, shapes, splits, errors (numpy only, fast)."""
 from __future__ import annotations
 
 import pickle
@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
+from audio_ticl.benchmark.audio.settings import FbankSettings
 from audio_ticl.benchmark.datasets.base import SPLITS, ClipSource
 from audio_ticl.benchmark.datasets.synthetic import (
     DEFAULT_TASK_CLASSES,
@@ -15,7 +16,10 @@ from audio_ticl.benchmark.datasets.synthetic import (
     UPSTREAM_CLASSES,
     SyntheticSource,
     render_clip,
+    sound_class,
+    target_frames,
 )
+from audio_ticl.benchmark.datasets.synthetic.registry import ROLES
 from audio_ticl.benchmark.errors import ConfigError
 
 SMALL = {"train": 2, "val": 1, "test": 1}
@@ -32,6 +36,40 @@ def test_class_lists():
     assert not set(DEFAULT_TASK_CLASSES) & set(UPSTREAM_CLASSES)
     assert DEFAULT_TASK_CLASSES + UPSTREAM_CLASSES == SYNTHETIC_CLASSES
     assert len(UPSTREAM_CLASSES) >= 14
+
+
+def test_class_names_and_order_are_pinned():
+    """The order makes the default tasks (consecutive pairs) and the upstream head's labels: it must never drift."""
+    assert DEFAULT_TASK_CLASSES == [
+        "harmonic_few", "harmonic_many", "chirp_up", "chirp_down", "am_slow", "am_fast", "clicks_slow", "clicks_fast",
+        "vowel_a", "vowel_i",
+    ]
+    assert UPSTREAM_CLASSES == [
+        "pure_tone", "two_tone_chord", "square_buzz", "fm_vibrato", "noise_low_band", "noise_high_band", "noise_sweep",
+        "pluck", "rain", "beeps_2", "beeps_4", "noise_burst", "crescendo", "tremolo_noise", "bird_tweets", "siren",
+        "speech_syllables",
+    ]
+
+
+def test_classes_register_themselves_with_their_role():
+    assert list(GENERATORS) == SYNTHETIC_CLASSES
+    assert {name for name, role in ROLES.items() if role == "task"} == set(DEFAULT_TASK_CLASSES)
+    assert all(GENERATORS[name].__name__ == name and GENERATORS[name].__doc__ for name in SYNTHETIC_CLASSES)
+    with pytest.raises(ValueError, match="registered twice"):
+        @sound_class("task")
+        def pure_tone(rng, sr, n):  # a second class of an existing name
+            return np.zeros(n)
+    with pytest.raises(ValueError, match="role"):
+        sound_class("pretraining")  # type: ignore[arg-type]
+    assert list(GENERATORS) == SYNTHETIC_CLASSES  # the failed registration left the registry as it was
+
+
+def test_target_frames_follow_the_fbank_settings():
+    # 1 s at 16 kHz, 25 ms windows every 10 ms: 98 frames, padded to 100
+    assert FbankSettings().num_frames(16000) == 98 and target_frames(1.0) == 100
+    assert [target_frames(d) for d in (0.5, 1.5, 2.0, 4.0)] == [50, 150, 200, 400]
+    assert target_frames(1.0, FbankSettings(frame_shift_ms=20.0)) == 50  # 49 frames
+    assert SyntheticSource(duration_s=2.0).feature_defaults.target_frames == 200
 
 
 def test_source_interface_and_defaults():

@@ -17,6 +17,7 @@ from audio_ticl.benchmark.config import ModelConfig, load_config
 from audio_ticl.benchmark.errors import ConfigError
 from audio_ticl.benchmark.scenarios import build_tasks, input_frames, model_frames, task_frames
 from audio_ticl.models import TaskIncrementalModel, create_model, create_pet
+from audio_ticl.models.context import ForwardContext, current_context, forward_context
 from audio_ticl.models.errors import ModelError
 from audio_ticl.models.pos_embed import resample_pos_embed
 
@@ -26,7 +27,8 @@ LONG, SHORT = 64, 32  # stride 16 on 32 mel bins: grids (2, 4) and (2, 2)
 
 def tiny_backbone(frames: int = LONG, mixer: str = "gsa", **kwargs):
     torch.manual_seed(0)
-    kwargs = {"embed_dim": 16, "depth": 2, "num_heads": 2, "num_mel_bins": MELS, "fstride": 16, "tstride": 16, **kwargs}
+    kwargs = {"embed_dim": 16, "depth": 2, "num_heads": 2, "num_mel_bins": MELS, "fstride": 16, "tstride": 16,
+              **kwargs}
     return create_model("ast_custom", input_frames=frames, mixer=mixer, **kwargs)
 
 
@@ -73,7 +75,8 @@ def test_dataset_sequence_keeps_each_tasks_length(tmp_path):
     tasks, _ = build_tasks(_sequence_config(tmp_path), progress=False)
     assert task_frames(tasks) == {0: 50, 1: 100}  # 0.5 s -> 48 frames -> 50; 1 s -> 98 -> 100 (synthetic rounding)
     for task in tasks:
-        assert {tuple(part.features.shape[1:]) for part in task.splits.values()} == {(task_frames(tasks)[task.id], 128)}
+        shapes = {tuple(part.features.shape[1:]) for part in task.splits.values()}
+        assert shapes == {(task_frames(tasks)[task.id], 128)}
     assert model_frames(tasks) == 100
     with pytest.raises(ConfigError, match=r"different input lengths .*\{0: 50, 1: 100\}.*features.target_frames"):
         input_frames(tasks)
@@ -89,9 +92,9 @@ def test_target_frames_still_forces_one_common_length(tmp_path):
 def test_explicit_pos_embed_gives_the_same_numbers_at_the_configured_length():
     backbone = tiny_backbone(mixer="fta")
     x = fbank(2, LONG)
-    ref = backbone.forward_tokens(x)
-    assert torch.equal(backbone.forward_tokens(x, pos_embed=backbone.pos_embed), ref)
-    assert torch.equal(backbone.forward_features(x), backbone.pool(ref))
+    ref = backbone.forward_features(x)
+    assert torch.equal(backbone.forward_features(x, pos_embed=backbone.pos_embed), ref)
+    assert torch.equal(backbone(x), backbone.forward_head(ref))
 
 
 def test_other_length_runs_as_a_backbone_built_at_that_length():
@@ -174,29 +177,25 @@ def test_each_task_runs_with_its_own_embedding():
     with torch.no_grad():
         net.task_pos_embed.get(1).add_(1.0)
     x = fbank(2, SHORT)
-    net.backbone.set_active_task(1)
-    expected = net.heads["1"](net.backbone.forward_features(x, pos_embed=net.task_pos_embed.get(1)))
-    net.backbone.set_active_task(None)
+    b = net.backbone
+    expected = net.heads["1"](b.forward_head(b.forward_features(x, task_id=1, pos_embed=net.task_pos_embed.get(1))))
     assert torch.equal(net(x, torch.tensor([1, 1])), expected)
     assert torch.equal(net.forward_task(x, 1), expected)
-    assert all(site.active_task is None for _, _, site in net.backbone.pet_sites())
+    assert current_context() is None  # nothing of the forward outlives it
 
 
 # --------------------------------------------------------------------------------------- class-split: unchanged
 def _old_forward(net: TaskIncrementalModel, x: torch.Tensor, task: int) -> torch.Tensor:
     """The forward before per-task lengths existed, written out: patch embed, prefix, + the backbone's
-    position embedding, blocks on the backbone's grid, norm, pool, head."""
+    position embedding, blocks on the backbone's grid (with the task's PET modules), norm, pool, head."""
     b = net.backbone
-    b.set_active_task(task)
-    try:
+    with forward_context(ForwardContext(task, b.patch_grid, b.num_prefix_tokens)):
         tokens = b.patch_embed(x)
         prefix = [b.cls_token] if b.dist_token is None else [b.cls_token, b.dist_token]
         h = torch.cat([torch.cat(prefix, 1).expand(tokens.shape[0], -1, -1), tokens], 1) + b.pos_embed
         for block in b.blocks:
             h = block(h, b.patch_grid, b.num_prefix_tokens)
-        return net.heads[str(task)](b.pool(b.norm(h)))
-    finally:
-        b.set_active_task(None)
+        return net.heads[str(task)](b.forward_head(b.norm(h)))
 
 
 @pytest.mark.parametrize("mixer", ["gsa", "fta"])

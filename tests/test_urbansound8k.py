@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from fixtures import make_urbansound8k_fixture
 
 from audio_ticl.benchmark.audio.cache import extract_features
 from audio_ticl.benchmark.audio.features import FbankSettings
@@ -15,7 +16,6 @@ from audio_ticl.benchmark.datasets import SOURCES, UrbanSound8KSource
 from audio_ticl.benchmark.datasets.urbansound8k import URBANSOUND8K_DEFAULTS
 from audio_ticl.benchmark.errors import ConfigError, DataError
 from audio_ticl.benchmark.scenarios import build_tasks, make_source
-from fixtures import make_urbansound8k_fixture
 
 CLASSES = ["air_conditioner", "dog_bark", "gun_shot"]
 

@@ -12,12 +12,12 @@ import multiprocessing
 import os
 import tempfile
 import time
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -75,10 +75,10 @@ class FeatureCache:
         self.root = Path(root)
 
     def path_for(self, clip: Clip, settings: FbankSettings) -> Path:
-        digest = hashlib.sha1(f"{clip_identity(clip)}|{settings.cache_token()}".encode("utf-8")).hexdigest()
+        digest = hashlib.sha1(f"{clip_identity(clip)}|{settings.cache_token()}".encode()).hexdigest()
         return self.root / digest[:2] / f"{digest}.pt"
 
-    def load(self, clip: Clip, settings: FbankSettings) -> Optional[torch.Tensor]:
+    def load(self, clip: Clip, settings: FbankSettings) -> torch.Tensor | None:
         """The cached features, or ``None`` if absent or unusable (a damaged entry is simply recomputed)."""
         return self._read(self.path_for(clip, settings), settings)
 
@@ -96,7 +96,7 @@ class FeatureCache:
         return features
 
     @staticmethod
-    def _read(path: Path, settings: FbankSettings) -> Optional[torch.Tensor]:
+    def _read(path: Path, settings: FbankSettings) -> torch.Tensor | None:
         if not path.is_file():
             return None
         try:
@@ -147,7 +147,7 @@ def _file_features_worker(path: str, settings: FbankSettings) -> np.ndarray:
 def extract_features(
     clips: Sequence[Clip],
     settings: FbankSettings,
-    cache: Optional[FeatureCache],
+    cache: FeatureCache | None,
     progress: bool = True,
     desc: str = "features",
     pool_min_misses: int = POOL_MIN_MISSES,

@@ -5,44 +5,18 @@ before :func:`normalize`, as in the AST recipe.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn.functional as F
 import torchaudio.compliance.kaldi as kaldi
 import torchaudio.transforms as T
 from einops import rearrange
 
-__all__ = ["FbankSettings", "fbank", "pad_or_crop", "normalize", "SpecAugment"]
+from .settings import FEATURE_VERSION, FbankSettings
 
-#: bump when the feature computation changes in a way the settings do not capture, to invalidate caches
-FEATURE_VERSION = 1
+__all__ = ["FEATURE_VERSION", "FbankSettings", "fbank", "pad_or_crop", "normalize", "SpecAugment"]
 
-
-@dataclass(frozen=True)
-class FbankSettings:
-    """Everything that determines a clip's fbank; ``cache_token`` turns it into a cache-key part."""
-
-    sample_rate: int = 16000
-    num_mel_bins: int = 128
-    frame_shift_ms: float = 10.0
-    frame_length_ms: float = 25.0
-    target_frames: int = 1024
-
-    def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if value <= 0:
-                raise ValueError(f"FbankSettings.{name} must be positive, got {value}")
-
-    @property
-    def frame_length_samples(self) -> int:
-        """Samples in one analysis window (400 at 16 kHz / 25 ms): kaldi's minimum input length."""
-        return int(round(self.sample_rate * self.frame_length_ms / 1000.0))
-
-    def cache_token(self) -> str:
-        """A stable string of every field (and the feature version), e.g. for cache keys."""
-        fields = ",".join(f"{name}={value!r}" for name, value in asdict(self).items())
-        return f"fbank-v{FEATURE_VERSION}({fields})"
+#: the suite's front end: 16 kHz, 128 mel bins, 25 ms windows every 10 ms
+DEFAULT_SETTINGS = FbankSettings()
 
 
 def pad_or_crop(x: torch.Tensor, target_frames: int) -> torch.Tensor:
@@ -53,7 +27,7 @@ def pad_or_crop(x: torch.Tensor, target_frames: int) -> torch.Tensor:
     return x[:target_frames]
 
 
-def fbank(wave: torch.Tensor, settings: FbankSettings = FbankSettings()) -> torch.Tensor:
+def fbank(wave: torch.Tensor, settings: FbankSettings = DEFAULT_SETTINGS) -> torch.Tensor:
     """Log-mel fbank ``(target_frames, num_mel_bins)`` of a mono waveform already at ``settings.sample_rate``.
 
     Not normalised: normalisation comes after SpecAugment at training time.

@@ -21,11 +21,11 @@ The official validation list is the validation split, so epochs are never chosen
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
-from audio_ticl.benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
+from audio_ticl.benchmark.datasets.base import Clip, ClipSource, FeatureDefaults, select_classes
 from audio_ticl.benchmark.datasets.esc50 import ESC50_DEFAULTS
 from audio_ticl.benchmark.errors import DataError
 
@@ -59,19 +59,12 @@ class AVESource(ClipSource):
 
     name = "ave"
 
-    def __init__(self, root: Path, classes: Optional[Sequence[str]] = None) -> None:
+    def __init__(self, root: Path, classes: Sequence[str] | None = None) -> None:
         self.root = self._dataset_root(Path(root))
         self.audio_dir = self.root / "audio"
         self._entries = [e for split in SPLIT_FILES for e in self._read_list(split)]
         self._check_disjoint(self._entries)
-        all_classes = sorted({e.category for e in self._entries})
-        if classes is None:
-            self._classes = all_classes
-        else:
-            unknown = sorted(set(classes) - set(all_classes))
-            if unknown:
-                raise DataError(f"{self.root}: AVE has no categories {unknown}; available: {', '.join(all_classes)}")
-            self._classes = [c for c in all_classes if c in set(classes)]
+        self._classes = select_classes(sorted({e.category for e in self._entries}), classes, self.root, "AVE")
 
     @property
     def feature_defaults(self) -> FeatureDefaults:
@@ -116,7 +109,9 @@ class AVESource(ClipSource):
                 continue  # blank line or the header that Annotations.txt (and some copies of the lists) carry
             fields = line.split("&")
             if len(fields) < 2 or not fields[0] or not fields[1]:
-                raise DataError(f"{path}:{number}: expected 'Category&VideoID&Quality&StartTime&EndTime', got {line!r}")
+                raise DataError(
+                    f"{path}:{number}: expected 'Category&VideoID&Quality&StartTime&EndTime', got {line!r}"
+                )
             entries.append(_Entry(fields[0].strip(), fields[1].strip(), split, f"{path.name}:{number}"))
         if not entries:
             raise DataError(f"{path}: AVE split list is empty")
@@ -129,7 +124,8 @@ class AVESource(ClipSource):
             other = seen.get(entry.video_id)
             if other is not None and other.split != entry.split:
                 raise DataError(
-                    f"AVE video {entry.video_id} is in both {other.where} and {entry.where}: the splits must be disjoint"
+                    f"AVE video {entry.video_id} is in both {other.where} and {entry.where}: "
+                    "the splits must be disjoint"
                 )
             seen[entry.video_id] = entry
 

@@ -6,20 +6,20 @@ official protocol). Nothing here decodes audio: :mod:`benchmark.audio` turns cli
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from audio_ticl.benchmark.errors import DataError
+from audio_ticl.benchmark.errors import DataError, TICLError
 
 SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
 class FeatureDefaults:
-    """Per-dataset feature constants of the AST recipe (Gong et al. 2021) (fbank normalisation, length, SpecAugment)."""
+    """Per-dataset feature constants of the AST recipe (Gong et al. 2021): fbank normalisation, length, SpecAugment."""
 
     mean: float
     std: float
@@ -40,8 +40,8 @@ class Clip:
     key: str
     label: str
     split: str
-    path: Optional[Path] = None
-    render: Optional[Callable[[], tuple[np.ndarray, int]]] = field(default=None, compare=False, repr=False)
+    path: Path | None = None
+    render: Callable[[], tuple[np.ndarray, int]] | None = field(default=None, compare=False, repr=False)
 
 
 class ClipSource(ABC):
@@ -68,16 +68,42 @@ class ClipSource(ABC):
         return {}
 
 
-def select_classes(available: list[str], wanted: Optional[Sequence[str]], where: Path, dataset: str) -> list[str]:
-    """``wanted`` (class names; None = all) as a subset of ``available``, kept in the dataset's canonical order."""
+def select_classes(
+    available: Sequence[str],
+    wanted: Sequence[str] | None,
+    where: str | Path,
+    dataset: str,
+    *,
+    keep_order: bool = False,
+    hint: str = "",
+    error: type[TICLError] = DataError,
+) -> list[str]:
+    """``wanted`` (class names; None = all of ``available``) checked against ``available``: every source's check.
+
+    The result is in the dataset's canonical order, unless ``keep_order``: then in the order asked for, for sources
+    where that order makes the tasks (Speech Commands' word list, the synthetic task pairs). A name that is unknown,
+    asked for twice, or an empty list is an ``error`` naming ``where`` (the file or folder the classes come from) and
+    listing the available classes; ``hint`` is appended to the unknown-class message.
+    """
     if wanted is None:
         return list(available)
-    if isinstance(wanted, str):
-        raise DataError(f"{where}: {dataset} classes must be a list of class names, got {wanted!r}")
-    unknown = [c for c in wanted if c not in available]
+    listing = ", ".join(available) or "(none)"
+    if isinstance(wanted, (str, bytes)) or not isinstance(wanted, Iterable):
+        raise error(f"{where}: {dataset} classes must be a list of class names, got {wanted!r}")
+    wanted = list(wanted)
+    if not wanted:
+        raise error(f"{where}: the {dataset} class list is empty; available: {listing}")
+    odd = [c for c in wanted if not isinstance(c, str)]
+    if odd:
+        raise error(f"{where}: {dataset} class names must be strings, got {odd[0]!r} ({type(odd[0]).__name__})")
+    unknown = list(dict.fromkeys(c for c in wanted if c not in available))
     if unknown:
-        raise DataError(
-            f"{where}: unknown {dataset} class(es) {', '.join(map(repr, unknown))}; available: {', '.join(available)}"
-        )
+        names = ", ".join(map(repr, unknown))
+        raise error(f"{where}: unknown {dataset} class(es) {names}; available: {listing}{hint}")
+    twice = list(dict.fromkeys(c for c in wanted if wanted.count(c) > 1))
+    if twice:
+        raise error(f"{where}: {dataset} class(es) {', '.join(map(repr, twice))} requested more than once")
+    if keep_order:
+        return wanted
     keep = set(wanted)
     return [c for c in available if c in keep]

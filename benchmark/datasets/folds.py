@@ -19,7 +19,9 @@ def split_of_fold(dataset: str, root: Path, folds_by_split: dict[str, Iterable[i
     mapping: dict[int, str] = {}
     for split, folds in folds_by_split.items():
         if isinstance(folds, (str, bytes, int)) or not isinstance(folds, Iterable):
-            raise DataError(f"{root}: {dataset} {split}_folds must be a list of fold numbers ({lo}..{hi}), got {folds!r}")
+            raise DataError(
+                f"{root}: {dataset} {split}_folds must be a list of fold numbers ({lo}..{hi}), got {folds!r}"
+            )
         for fold in folds:
             if isinstance(fold, bool) or fold not in valid:
                 raise DataError(f"{root}: {dataset} fold {fold!r} in {split}_folds is not one of {lo}..{hi}")

@@ -8,8 +8,8 @@ training cost without touching the official test set.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 from audio_ticl.benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
 from audio_ticl.benchmark.datasets.speechcommands import SPEECHCOMMANDS_DEFAULTS
@@ -39,7 +39,7 @@ class FSDDSource(ClipSource):
     name = "fsdd"
 
     def __init__(
-        self, root: Path, val_takes: Iterable[int] = range(5, 10), train_takes: Optional[Iterable[int]] = None
+        self, root: Path, val_takes: Iterable[int] = range(5, 10), train_takes: Iterable[int] | None = None
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():

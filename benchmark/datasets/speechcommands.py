@@ -6,15 +6,16 @@ recordings, not utterances, and is never a class.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
-from audio_ticl.benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
+from audio_ticl.benchmark.datasets.base import Clip, ClipSource, FeatureDefaults, select_classes
 from audio_ticl.benchmark.errors import DataError
 
 __all__ = ["SpeechCommandsSource", "SPEECHCOMMANDS_DEFAULTS", "COMMAND_WORDS", "BACKGROUND_NOISE"]
 
-#: AST's Speech Commands V2 fbank statistics, length and SpecAugment widths (Gong et al. 2021, AST, and its public recipe)
+#: AST's Speech Commands V2 fbank statistics, length and SpecAugment widths (Gong et al. 2021, AST, and its public
+#: recipe)
 SPEECHCOMMANDS_DEFAULTS = FeatureDefaults(mean=-6.845978, std=5.5654526, target_frames=128, freqm=48, timem=48)
 
 #: the ten command words of the classic 12-class (V2-12) task
@@ -29,7 +30,7 @@ class SpeechCommandsSource(ClipSource):
 
     name = "speechcommands"
 
-    def __init__(self, root: Path, words: Optional[Sequence[str]] = None) -> None:
+    def __init__(self, root: Path, words: Sequence[str] | None = None) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(
@@ -58,24 +59,12 @@ class SpeechCommandsSource(ClipSource):
                 clips.append(Clip(key=str(path), label=word, split=split, path=path))
         return clips
 
-    def _select(self, words: Optional[Sequence[str]]) -> list[str]:
-        if words is None:
-            if not self.available_words:
-                raise DataError(f"{self.root}: no word folders found (expected the Speech Commands layout)")
-            return list(self.available_words)
-        words = list(words)
-        duplicates = sorted({w for w in words if words.count(w) > 1})
-        if duplicates:
-            raise DataError(f"{self.root}: word(s) requested twice: {', '.join(duplicates)}")
-        missing = [w for w in words if w not in self.available_words]
-        if missing:
-            raise DataError(
-                f"{self.root}: word folder(s) {', '.join(map(repr, missing))} not found; "
-                f"available words: {', '.join(self.available_words) or '(none)'}"
-            )
-        if not words:
-            raise DataError(f"{self.root}: an empty word list was requested")
-        return words
+    def _select(self, words: Sequence[str] | None) -> list[str]:
+        """The requested words in the order given (the order makes the tasks), or every word folder, sorted."""
+        if words is None and not self.available_words:
+            raise DataError(f"{self.root}: no word folders found (expected the Speech Commands layout)")
+        return select_classes(self.available_words, words, self.root, "Speech Commands", keep_order=True,
+                              hint=" (each class is a <word>/ folder of the root)")
 
     def _read_lists(self) -> dict[str, str]:
         """Map ``word/file.wav`` to "val"/"test" for the selected words; entries of other words are ignored."""

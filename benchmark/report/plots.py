@@ -4,17 +4,18 @@ parameters), each written as PNG and PDF."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.transforms import Bbox  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
 
 from ..metrics import average_accuracy_curve  # noqa: E402
 from ..results import save_figure  # noqa: E402
@@ -94,7 +95,7 @@ def _seeds_note(frame: pd.DataFrame) -> str:
     return "" if n.max() == 1 else f"; mean over {n.max() if n.nunique() == 1 else f'{n.min()}-{n.max()}'} seeds"
 
 
-def plot_curves(runs: Sequence["MethodRun"], out_dir: Path) -> list[Path]:
+def plot_curves(runs: Sequence[MethodRun], out_dir: Path) -> list[Path]:
     """Left: average accuracy over the tasks seen so far after each task, per method, with a ±1 std band over
     seeds. Right: one small panel per method with each task's accuracy from its own training on (R[i][j],
     i >= j), so forgetting shows as a falling line.
@@ -172,7 +173,7 @@ def plot_curves(runs: Sequence["MethodRun"], out_dir: Path) -> list[Path]:
     return _save_both(fig, out_dir, "curves")
 
 
-def plot_matrices(runs: Sequence["MethodRun"], out_dir: Path) -> list[Path]:
+def plot_matrices(runs: Sequence[MethodRun], out_dir: Path) -> list[Path]:
     """One annotated heatmap of R[i][j] per method (mean over seeds, with the std under it when there are
     several). Entries above the diagonal are greyed out: those tasks were not trained yet (chance level); so are
     the rows before the last of a strategy trained once at the end (joint), which are not measurements."""
@@ -266,7 +267,7 @@ def _place_labels(ax, points: Sequence[tuple[str, float, float]]) -> None:
         taken.append(chosen[1])
 
 
-def plot_pet(runs: Sequence["MethodRun"], out_dir: Path) -> list[Path]:
+def plot_pet(runs: Sequence[MethodRun], out_dir: Path) -> list[Path]:
     """Average accuracy after the last task against trainable parameters per task (log x), one labelled point
     per method; methods that land on the same spot share one label instead of printing over each other."""
     from .collect import method_frame

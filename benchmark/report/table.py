@@ -8,17 +8,26 @@ column and footnotes on what was measured and where it came from; CSV keeps the 
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 import pandas as pd
+
 # pandas escapes cells and headers itself but has no public escaper for free text (the caption); this is
 # the function its Styler uses for escape="latex", so caption and cells are escaped alike
 from pandas.io.formats.style_render import _escape_latex
 
 from .collect import (
-    BOOT_SEED, BYTES_PER_PARAM, CI_LEVEL, CONFIG_NOTE, N_BOOT, load_runs, method_frame, short_commit,
+    BOOT_SEED,
+    BYTES_PER_PARAM,
+    CI_LEVEL,
+    CONFIG_NOTE,
+    N_BOOT,
+    load_runs,
+    method_frame,
+    short_commit,
     task_columns,
 )
 

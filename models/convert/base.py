@@ -5,9 +5,10 @@ optional dependencies installed.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,7 +43,7 @@ class ASTGeometry:
     num_prefix_tokens: int
 
     @classmethod
-    def of(cls, backbone: nn.Module) -> "ASTGeometry":
+    def of(cls, backbone: nn.Module) -> ASTGeometry:
         """Read the geometry of a built ``ASTBackbone``."""
         block = backbone.blocks[0]
         return cls(

@@ -1,7 +1,7 @@
 """timm ViT / DeiT (ImageNet) -> ``ASTBackbone``: the initialisation of AST and of the AI-CL paper's backbone.
 
-AST's recipe (Gong et al. 2021, Sec. 2.2; README, "Facts the code relies on"), applied to a timm ``VisionTransformer`` /
-``VisionTransformerDistilled`` state dict:
+AST's recipe (Gong et al. 2021, Sec. 2.2; README, "Facts the code relies on"), applied to a timm
+``VisionTransformer`` / ``VisionTransformerDistilled`` state dict:
 
 * ``patch_embed.proj.weight`` (D, 3, k, k) is summed over the RGB channels into (D, 1, k, k): a grey image
   repeated on three channels then gives the same tokens as the 1-channel spectrogram;
@@ -18,15 +18,22 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import torch
 from einops import reduce
 from torch import nn
 
-from audio_ticl.models.convert.base import ASTGeometry, ConversionError, StateDict, WeightsUnavailableError, check_against
-from audio_ticl.models.convert.base import read_checkpoint
+from audio_ticl.models.convert.base import (
+    ASTGeometry,
+    ConversionError,
+    StateDict,
+    WeightsUnavailableError,
+    check_against,
+    read_checkpoint,
+)
 from audio_ticl.models.pos_embed import resample_pos_embed
 
 __all__ = ["convert_timm_vit", "load_timm_vit"]

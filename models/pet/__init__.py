@@ -1,13 +1,16 @@
-"""PET methods: per-task modules injected into a backbone's PET sites (see ``models.pet.base``)."""
-from audio_ticl.models.pet.base import PET_METHODS, PETMethod, PETSite, create_pet, iter_sites, register_pet
+"""PET methods: per-task modules attached to a backbone's modules by name (see ``models.pet.base`` / ``tuner``)."""
+from audio_ticl.models.pet.base import PET_METHODS, PETMethod, create_pet, register_pet
 from audio_ticl.models.pet.convpass import ConvPass, ConvPassMethod
+from audio_ticl.models.pet.tuner import PLACEMENTS, TaskModules, iter_task_modules, match_targets
 
 __all__ = [
     "PET_METHODS",
+    "PLACEMENTS",
     "PETMethod",
-    "PETSite",
+    "TaskModules",
     "create_pet",
-    "iter_sites",
+    "iter_task_modules",
+    "match_targets",
     "register_pet",
     "ConvPass",
     "ConvPassMethod",

@@ -1,111 +1,91 @@
-"""Parameter-efficient tuning (PET) methods, PEFT's pattern: a method object injects per-task modules into named
-sites of a backbone (without editing its code) and returns exactly the parameters that train.
+"""Parameter-efficient tuning (PET) methods, Hugging Face PEFT's pattern: a method names the modules it targets by
+pattern, attaches one new module per task to each (``models.pet.tuner``) without editing the model's code, and
+returns exactly the parameters that train.
 
-A site (``PETSite``) sits in every transformer block. It holds one module per task (``nn.ModuleDict`` keyed by
-``str(task_id)``) and runs only the module of the backbone's active task; with no module for that task it adds
-nothing, so the frozen backbone is untouched for tasks without PET. Sites a block exposes (see
-``models.ast.Block``):
+A method declares
 
-* ``attn_parallel``: reads the LN1 output, its result is added beside the token mixer's;
-* ``mlp_parallel``: reads the LN2 output, its result is added beside the MLP's.
+* ``targets``: dotted module-name patterns, e.g. ``("blocks.*.mixer", "blocks.*.mlp")`` (matched pattern by
+  pattern, each in the model's module order, which is also the order new modules are created and draw their
+  random init);
+* ``placement``: how its modules join their targets, ``"parallel"`` (beside the target: same input, outputs
+  added) or ``"sequential"`` (on the target's output);
+* :meth:`PETMethod.create_module`: the module for one target and task.
 
-Every PET module's forward takes ``(h: (B, P+N, D), grid: (F', T'), num_prefix: P)`` and returns (B, P+N, D).
-Methods that need other hooks (LoRA inside qkv, VPT prompt tokens, BitFit biases, sequential adapters) add their
-own site names or selection rules in their own ``inject``.
+A target that would need a different hook (LoRA inside ``qkv``, VPT prompt tokens before the blocks, BitFit on
+biases) is a new placement in ``tuner.PLACEMENTS`` or a method that overrides :meth:`PETMethod.inject`; the
+backbone does not change either way.
 """
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
-from typing import Callable, ClassVar, Iterator
+from typing import ClassVar
 
-import torch
 from torch import nn
 
 from audio_ticl.models.errors import ModelError, UnknownNameError, UnknownOptionError
+from audio_ticl.models.pet.tuner import Placement, attach, detach, iter_task_modules, match_targets
 
-__all__ = ["PETSite", "PETMethod", "PET_METHODS", "register_pet", "create_pet", "iter_sites"]
-
-
-class PETSite(nn.Module):
-    """A named attachment point: task key -> PET module; runs the active task's module or returns None."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.adapters = nn.ModuleDict()
-        self.active_task: int | None = None
-
-    def add(self, task_id: int, module: nn.Module) -> None:
-        key = str(task_id)
-        if key in self.adapters:
-            raise ModelError(f"this PET site already holds a module for task {task_id}")
-        self.adapters[key] = module
-
-    def remove(self, task_id: int) -> None:
-        self.adapters.pop(str(task_id), None)
-
-    def module_for(self, task_id: int) -> nn.Module | None:
-        key = str(task_id)
-        return self.adapters[key] if key in self.adapters else None
-
-    def forward(self, h: torch.Tensor, grid: tuple[int, int], num_prefix: int) -> torch.Tensor | None:
-        if self.active_task is None:
-            return None
-        module = self.module_for(self.active_task)
-        return None if module is None else module(h, grid, num_prefix)
-
-    def extra_repr(self) -> str:
-        return f"active_task={self.active_task}"
-
-
-def iter_sites(backbone: nn.Module, site: str | None = None) -> Iterator[tuple[int, str, PETSite]]:
-    """Yield (block index, site name, site) for every PET site of a backbone's ``blocks``, optionally one name."""
-    blocks = getattr(backbone, "blocks", None)
-    if blocks is None:
-        raise ModelError(f"{type(backbone).__name__} has no 'blocks' with PET sites")
-    for i, block in enumerate(blocks):
-        for name in block.site_names:
-            if site is None or name == site:
-                yield i, name, getattr(block, name)
+__all__ = ["PETMethod", "PET_METHODS", "register_pet", "create_pet"]
 
 
 class PETMethod(ABC):
     """Base of PET methods: ``inject`` adds one task's modules and returns exactly their (trainable) parameters."""
 
     name: ClassVar[str] = ""
+    #: module-name patterns of the targets (see ``models.pet.tuner``)
+    targets: tuple[str, ...] = ()
+    #: how the modules join their targets: "parallel" or "sequential"
+    placement: Placement = "parallel"
+
+    @property
+    def slot(self) -> str:
+        """The attribute under which this method's modules hang below each target (a ``state_dict`` key part)."""
+        return f"pet_{self.name}"
 
     @abstractmethod
+    def create_module(self, backbone: nn.Module, target_name: str, target: nn.Module, task_id: int) -> nn.Module:
+        """A new module for ``target`` (named ``target_name`` in ``backbone``) and task ``task_id``."""
+
     def inject(self, backbone: nn.Module, task_id: int) -> list[nn.Parameter]:
-        """Add task ``task_id``'s modules to ``backbone``; return the new parameters (requires_grad=True)."""
+        """Add task ``task_id``'s modules to every target of ``backbone``; return the new parameters (trainable).
 
-    def remove(self, backbone: nn.Module, task_id: int) -> None:
-        """Delete task ``task_id``'s modules from every site."""
-        for _, _, site in iter_sites(backbone):
-            site.remove(task_id)
-
-    def task_modules(self, backbone: nn.Module, task_id: int) -> list[nn.Module]:
-        """The modules this task owns, across all sites."""
-        found = [site.module_for(task_id) for _, _, site in iter_sites(backbone)]
-        return [m for m in found if m is not None]
-
-    def _attach(
-        self, backbone: nn.Module, task_id: int, sites: tuple[str, ...], factory: Callable[[int], nn.Module]
-    ) -> list[nn.Parameter]:
-        """Add ``factory(embed_dim)`` to every named site of every block; return the new parameters."""
-        dim = int(getattr(backbone, "num_features"))
+        Checks everything before it creates a module, so a failure leaves the backbone (and the random stream)
+        as it was.
+        """
+        found = match_targets(backbone, self.targets)
+        if not found:
+            raise ModelError(
+                f"{self.name}: backbone {type(backbone).__name__} has no module matching the targets {self.targets}"
+            )
+        taken = [name for name, target in found if self._holds(target, task_id)]
+        if taken:
+            raise ModelError(f"{self.name}: task {task_id} already has PET modules on {taken}")
         ref = next(backbone.parameters(), None)
         params: list[nn.Parameter] = []
-        for name in sites:
-            for _, _, site in iter_sites(backbone, name):
-                module = factory(dim)
-                if ref is not None:
-                    module.to(device=ref.device, dtype=ref.dtype)
-                site.add(task_id, module)
-                for p in module.parameters():
-                    p.requires_grad_(True)
-                    params.append(p)
-        if not params:
-            raise ModelError(f"{self.name}: backbone {type(backbone).__name__} has none of the sites {sites}")
+        for name, target in found:
+            module = self.create_module(backbone, name, target, int(task_id))
+            if ref is not None:
+                module.to(device=ref.device, dtype=ref.dtype)
+            attach(target, self.slot, self.placement, int(task_id), module)
+            for p in module.parameters():
+                p.requires_grad_(True)
+                params.append(p)
         return params
+
+    def _holds(self, target: nn.Module, task_id: int) -> bool:
+        slot = getattr(target, self.slot, None)
+        return slot is not None and slot.get(task_id) is not None
+
+    def remove(self, backbone: nn.Module, task_id: int) -> None:
+        """Delete task ``task_id``'s modules from every target (a target's last task takes its hook along)."""
+        for _, target, _ in list(iter_task_modules(backbone, self.slot)):
+            detach(target, self.slot, task_id)
+
+    def task_modules(self, backbone: nn.Module, task_id: int) -> list[nn.Module]:
+        """The modules task ``task_id`` owns, in the model's module order."""
+        found = [modules.get(task_id) for _, _, modules in iter_task_modules(backbone, self.slot)]
+        return [m for m in found if m is not None]
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
@@ -127,8 +107,6 @@ def register_pet(cls: type[PETMethod]) -> type[PETMethod]:
 
 def create_pet(name: str, **cfg) -> PETMethod:
     """Build the PET method registered as ``name`` with its config keys; unknown names or keys are errors."""
-    import inspect
-
     try:
         cls = PET_METHODS[name]
     except KeyError:

@@ -3,6 +3,10 @@
 Linear D->d, QuickGELU, Conv2d(d, d, 3, padding 1) over the F' x T' grid (each prefix token as its own 1x1 map,
 same conv), QuickGELU, Dropout, Linear d->D with zero weight and bias, so a fresh adapter adds exactly zero.
 Parameters per module: 2 D d + 9 d^2 + 2 d + D (1536 d + 9 d^2 + 2 d + 768 for D = 768).
+
+The method hooks two adapters per block onto the backbone by name, each in parallel with its target: beside the
+token mixer (``blocks.*.mixer``, reading the LN1 output) and beside the MLP (``blocks.*.mlp``, reading the LN2
+output), so a block computes ``x + drop_path(mixer(h) + convpass(h))``, as AI-CL.
 """
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from audio_ticl.models.context import ForwardContext
+from audio_ticl.models.errors import ModelError
 from audio_ticl.models.layers import QuickGELU
 from audio_ticl.models.pet.base import PETMethod, register_pet
 
@@ -38,8 +44,11 @@ class ConvPass(nn.Module):
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
 
-    def forward(self, h: torch.Tensor, grid: tuple[int, int], num_prefix: int) -> torch.Tensor:
-        n_freq, n_time = grid
+    def forward(self, h: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        """(B, P+N, D) tokens of a forward on patch grid ``ctx.grid`` with ``ctx.num_prefix`` prefix tokens."""
+        if ctx.grid is None:
+            raise ModelError("ConvPass needs a patch grid: it runs on patch backbones only")
+        (n_freq, n_time), num_prefix = ctx.grid, ctx.num_prefix
         z = self.act(self.down(h))
         prefix = rearrange(z[:, :num_prefix], "b p c -> (b p) c 1 1")
         patches = rearrange(z[:, num_prefix:], "b (f t) c -> b c f t", f=n_freq, t=n_time)
@@ -54,11 +63,12 @@ class ConvPass(nn.Module):
 
 @register_pet
 class ConvPassMethod(PETMethod):
-    """Two Convpass adapters per block (beside MHSA and beside the MLP), bottleneck ``dim_first_task`` for task 0
-    and ``dim`` for later tasks, as AI-CL (64 / 32)."""
+    """Two Convpass adapters per block (beside the token mixer and beside the MLP), bottleneck ``dim_first_task``
+    for task 0 and ``dim`` for later tasks, as AI-CL (64 / 32)."""
 
     name = "convpass"
-    sites = ("attn_parallel", "mlp_parallel")
+    targets = ("blocks.*.mixer", "blocks.*.mlp")
+    placement = "parallel"
 
     def __init__(self, dim_first_task: int = 64, dim: int = 32, dropout: float = 0.1, scale: float = 1.0) -> None:
         self.dim_first_task = dim_first_task
@@ -69,8 +79,6 @@ class ConvPassMethod(PETMethod):
     def bottleneck(self, task_id: int) -> int:
         return self.dim_first_task if task_id == 0 else self.dim
 
-    def inject(self, backbone: nn.Module, task_id: int) -> list[nn.Parameter]:
-        d = self.bottleneck(task_id)
-        return self._attach(
-            backbone, task_id, self.sites, lambda dim: ConvPass(dim, d, dropout=self.dropout, scale=self.scale)
-        )
+    def create_module(self, backbone: nn.Module, target_name: str, target: nn.Module, task_id: int) -> nn.Module:
+        dim = int(backbone.num_features)
+        return ConvPass(dim, self.bottleneck(task_id), dropout=self.dropout, scale=self.scale)

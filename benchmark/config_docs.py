@@ -1,0 +1,152 @@
+"""The README's configuration reference, generated from the schema's field metadata, its one source of truth.
+
+Each key's row comes from its :func:`~.config_fields.setting` doc, its default and its allowed values (a
+``Literal`` or a registry, read now, so a newly registered strategy or PET method shows up at once); a section's
+row is its class docstring. ``tests/test_config_docs.py`` fails when the README's section is stale; regenerate it
+with ``python -m audio_ticl.benchmark.config_docs --write README.md`` (``--check`` only compares).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from .config_build import join
+from .config_fields import choice_docs_of, choices_of, doc_of
+from .config_schema import RunConfig
+
+__all__ = ["START", "END", "config_reference_markdown", "read_section", "replace_section", "main"]
+
+START = "<!-- config-reference:start -->"
+END = "<!-- config-reference:end -->"
+_NOTE = (
+    "<!-- generated from benchmark/config_schema.py by `python -m audio_ticl.benchmark.config_docs --write "
+    "README.md`; edit the field docs there, not this table -->"
+)
+
+
+def config_reference_markdown() -> str:
+    """The Markdown table of every config key (what goes between :data:`START` and :data:`END`)."""
+    lines = [_NOTE, "| key | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{key}` | {default} | {_cell(meaning)} |" for key, default, meaning in _rows(RunConfig, "", ())]
+    return "\n".join(lines)
+
+
+def _rows(cls: type, prefix: str, seen: tuple[type, ...]) -> list[tuple[str, str, str]]:
+    """(key, default, meaning) of every field of ``cls``, sections first as a row, then their keys."""
+    hints = typing.get_type_hints(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        key = join(prefix, f.name)
+        hint = _strip_optional(hints[f.name])
+        item = typing.get_args(hint)[0] if typing.get_origin(hint) is list else None
+        if dataclasses.is_dataclass(hint) and hint not in seen and not _is_optional(hints[f.name]):
+            rows.append((key, "", _class_doc(hint)))
+            rows += _rows(hint, key, seen + (cls, hint))
+        elif item is not None and dataclasses.is_dataclass(item):
+            rows.append((key, "`[]`", f"{_leaf_doc(f, key)}; the keys of each item are below"))
+            rows += _rows(item, f"{key}[]", seen + (cls, item))
+        else:
+            rows.append((key, _default(f), _with_choices(f, hint, key)))
+    return rows
+
+
+def _leaf_doc(f: dataclasses.Field, key: str) -> str:
+    doc = doc_of(f)
+    if not doc:
+        raise ValueError(f"config key '{key}' has no doc: give its setting(...) a doc=")
+    return doc
+
+
+def _with_choices(f: dataclasses.Field, hint: Any, key: str) -> str:
+    """The doc, then the allowed values (explained where ``choice_docs`` says what they mean)."""
+    doc = _leaf_doc(f, key)
+    choices = choices_of(f)
+    if typing.get_origin(hint) is Literal:
+        allowed, extra = [str(a) for a in typing.get_args(hint)], ""
+    elif choices is not None:
+        allowed, extra = choices.allowed(), choices.pattern_doc
+    else:
+        return doc
+    explained = choice_docs_of(f)
+    stale = sorted(set(explained) - set(allowed))
+    if stale:
+        raise ValueError(f"config key '{key}': choice_docs explain {stale}, which are not allowed values {allowed}")
+    items = [f"`{a}` ({explained[a]})" if a in explained else f"`{a}`" for a in allowed]
+    return f"{doc}; one of " + ", ".join(items) + (f", or {extra}" if extra else "")
+
+
+def _default(f: dataclasses.Field) -> str:
+    if f.default_factory is not dataclasses.MISSING:
+        value = f.default_factory()
+    else:
+        value = f.default
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    if isinstance(value, str):
+        return f"`{value}`" if value else '`""`'
+    return f"`{value!r}`"
+
+
+def _class_doc(cls: type) -> str:
+    first = inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0]
+    return " ".join(first.split()).replace("``", "`")
+
+
+def _strip_optional(hint: Any) -> Any:
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return inner
+    return hint
+
+
+def _is_optional(hint: Any) -> bool:
+    return typing.get_origin(hint) in (Union, types.UnionType) and type(None) in typing.get_args(hint)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def read_section(text: str) -> str:
+    """The text between the markers (without them), or a ValueError naming the missing marker."""
+    for marker in (START, END):
+        if text.count(marker) != 1:
+            raise ValueError(f"expected the marker {marker} exactly once, found it {text.count(marker)} times")
+    return text.split(START, 1)[1].split(END, 1)[0].strip("\n")
+
+
+def replace_section(text: str, generated: str) -> str:
+    """``text`` with the section between the markers replaced by ``generated``."""
+    read_section(text)  # checks the markers
+    head, rest = text.split(START, 1)
+    return f"{head}{START}\n{generated}\n{END}{rest.split(END, 1)[1]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m audio_ticl.benchmark.config_docs", description=__doc__)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--write", metavar="FILE", type=Path, help="rewrite the section between the markers")
+    group.add_argument("--check", metavar="FILE", type=Path, help="exit 1 when the section is not current")
+    args = parser.parse_args(argv)
+    generated = config_reference_markdown()
+    if args.write:
+        args.write.write_text(replace_section(args.write.read_text(), generated))
+    elif args.check:
+        if read_section(args.check.read_text()) != generated:
+            print(f"{args.check}: the config reference is stale; run with --write {args.check}", file=sys.stderr)
+            return 1
+    else:
+        print(generated)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
