@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 import warnings
@@ -280,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         print("ticl: interrupted; finished tasks are checkpointed, continue with --resume --out RUN_DIR",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (``ticl presets | head``): stop quietly, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not raise again
+        return 141
 
 
 if __name__ == "__main__":

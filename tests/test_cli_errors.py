@@ -102,3 +102,18 @@ def test_training_progress_on_a_terminal_is_a_bar():
     terminal = _Terminal()  # proves the check above would see a bar's frames
     _train_with_progress(terminal, True)
     assert "\r" in terminal.getvalue() and "probe task 0" in terminal.getvalue()
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """``ticl presets | head -1``: the reader goes away before the output is written; no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from audio_ticl.benchmark.cli import main; raise SystemExit(main(['presets']))"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader is gone before the CLI (still importing) writes a byte: every write fails
+    stderr = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
