@@ -171,8 +171,10 @@ class ModelConfig:
         doc="backbone weights: `upstream` (synthetic pretraining, cached), `random`, a path to a state dict, "
         "`timm:<model>` (ImageNet ViT / DeiT converted as AST does, e.g. `timm:vit_base_patch16_384`; timm "
         "downloads them, which needs network access and `pip install timm`) or `timm:<model>:<file>` (the same "
-        "from a local .pth / .bin / .safetensors timm state dict, no network). Set `model.name` / dims to the "
-        "source's size",
+        "from a local .pth / .bin / .safetensors timm state dict, no network; `deit_*_distilled_*` models give the "
+        "distillation token), `ast:<file>` (the AST AudioSet checkpoint, head dropped), `ssast:<file>` (an SSAST "
+        "patch or frame pretraining checkpoint) or `hf:<folder or hub name>` (a Hugging Face ASTModel / "
+        "ASTForAudioClassification). Set `model.name` / dims to the source's size",
     )
     upstream: UpstreamConfig = setting(factory=UpstreamConfig)
     per_task_pos_embed: bool = setting(

@@ -12,6 +12,7 @@ from audio_ticl.models.factory import create_backbone, init_backbone
 from audio_ticl.models.init import InitWeights, list_inits, register_init
 from audio_ticl.models.mixers import MIXERS, create_mixer
 from audio_ticl.models.pet import PET_METHODS, PETMethod, create_pet, register_pet
+from audio_ticl.models.pretrained import from_pretrained
 from audio_ticl.models.protocol import Backbone, PatchBackbone
 from audio_ticl.models.registry import create_model, list_models, register_model
 from audio_ticl.models.ticl import PAD_LOGIT, TaskIncrementalModel
@@ -35,6 +36,7 @@ __all__ = [
     "create_pet",
     "current_context",
     "forward_context",
+    "from_pretrained",
     "init_backbone",
     "list_inits",
     "list_models",

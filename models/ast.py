@@ -81,7 +81,7 @@ class ASTBackbone(nn.Module):
         self,
         input_frames: int,
         num_mel_bins: int = 128,
-        patch_size: int = 16,
+        patch_size: int | tuple[int, int] = 16,
         fstride: int = 10,
         tstride: int = 10,
         embed_dim: int = 192,

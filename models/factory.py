@@ -29,7 +29,8 @@ from audio_ticl.models.registry import create_model
 
 __all__ = ["create_backbone", "init_backbone", "resolve_init", "fit_pos_embed"]
 
-#: per source name, the keyword options its function takes (e.g. ``{"upstream": {"cache_dir": ...}}``)
+#: per source name (or converter prefix), the keyword options it takes (``{"upstream": {"cache_dir": ...}}``,
+#: ``{"ast": {"source_grid": (12, 101)}}``)
 InitOptions = Mapping[str, Mapping[str, Any]]
 
 
@@ -38,8 +39,9 @@ def resolve_init(spec: str, backbone: nn.Module, options: InitOptions | None = N
     source = get_init(spec)
     if source is not None:
         return source(backbone, **dict((options or {}).get(spec, {})))
-    if is_converter_spec(spec):
-        return InitWeights(load_pretrained(spec, backbone))  # converters fit the position embedding themselves
+    if is_converter_spec(spec):  # converters fit the position embedding themselves; options keyed by the prefix
+        prefix = spec.partition(":")[0]
+        return InitWeights(load_pretrained(spec, backbone, **dict((options or {}).get(prefix, {}))))
     path = Path(spec).expanduser()
     if not path.is_file():
         raise UnknownNameError(

@@ -11,26 +11,37 @@ __all__ = ["PatchEmbed", "Mlp", "QuickGELU", "DropPath"]
 class PatchEmbed(nn.Module):
     """Overlapping 16x16 patches of a (frames, mel bins) fbank, as AST: one Conv2d with 1 input channel.
 
+    ``patch_size`` is one side (square patches) or ``(frequency, time)``, e.g. SSAST's 128 x 2 frame patches.
+
     The fbank is turned so that frequency is the image height and time the width; the conv strides are
     ``(fstride, tstride)``. Tokens come out frequency-major, ``b d f t -> b (f t) d``, which is the order every
     mixer and PET module in this package assumes.
     """
 
-    def __init__(self, embed_dim: int, patch_size: int = 16, fstride: int = 10, tstride: int = 10) -> None:
+    def __init__(
+        self, embed_dim: int, patch_size: int | tuple[int, int] = 16, fstride: int = 10, tstride: int = 10
+    ) -> None:
         super().__init__()
-        self.patch_size = patch_size
+        shape = (patch_size, patch_size) if isinstance(patch_size, int) else tuple(int(s) for s in patch_size)
+        if len(shape) != 2:
+            raise ValueError(f"patch_size must be an int or (frequency, time), got {patch_size!r}")
+        #: (frequency, time) extent of a patch
+        self.patch_shape: tuple[int, int] = (shape[0], shape[1])
+        #: the side of a square patch, or the (frequency, time) pair
+        self.patch_size: int | tuple[int, int] = shape[0] if shape[0] == shape[1] else self.patch_shape
         self.fstride = fstride
         self.tstride = tstride
-        self.proj = nn.Conv2d(1, embed_dim, kernel_size=patch_size, stride=(fstride, tstride))
+        self.proj = nn.Conv2d(1, embed_dim, kernel_size=self.patch_shape, stride=(fstride, tstride))
 
     def grid_size(self, n_frames: int, n_mels: int) -> tuple[int, int]:
         """(F', T') patch grid for an input of ``n_frames`` x ``n_mels``."""
-        if n_frames < self.patch_size or n_mels < self.patch_size:
+        pf, pt = self.patch_shape
+        if n_frames < pt or n_mels < pf:
             raise ValueError(
-                f"input of {n_frames} frames x {n_mels} mel bins is smaller than one {self.patch_size}x"
-                f"{self.patch_size} patch"
+                f"input of {n_frames} frames x {n_mels} mel bins is smaller than one patch "
+                f"({pf} mel bins x {pt} frames)"
             )
-        return (n_mels - self.patch_size) // self.fstride + 1, (n_frames - self.patch_size) // self.tstride + 1
+        return (n_mels - pf) // self.fstride + 1, (n_frames - pt) // self.tstride + 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, F) fbank -> (B, F'*T', D) tokens, frequency-major."""

@@ -272,3 +272,35 @@ def test_local_file_through_timm_and_the_runner(tmp_path):
     torch.save(source.state_dict(), path)
     with pytest.raises(ConfigError, match="embed_dim 192, the target ASTBackbone embed_dim 384"):
         build_model(cfg, MethodConfig(name="m"), 128, torch.device("cpu"), progress=False)
+
+
+@pytest.mark.parametrize("frames", [96, 256], ids=["crop", "interpolate_time"])
+def test_distilled_deit_file_through_the_factory_matches_asts_imagenet_init(tmp_path, frames):
+    """``timm:deit_tiny_distilled_patch16_224:<file>`` (DeiT, Touvron et al. 2021: CLS + distillation token), as AST
+    builds it from ImageNet (tests/ast_reference: RGB kernels summed, 14 x 14 grid cropped / interpolated)."""
+    import copy
+
+    from ast_reference import PatchEmbed, ast_adapt, redraw, run_v
+
+    from audio_ticl.models import create_backbone, from_pretrained
+
+    deit = redraw(timm.create_model("deit_tiny_distilled_patch16_224", pretrained=False)).eval()
+    path = tmp_path / "deit_tiny_distilled.pth"
+    torch.save(deit.state_dict(), path)
+    backbone = create_backbone("ast_tiny", input_frames=frames, distill_token=True, pooling="cls_dist",
+                               init=f"timm:deit_tiny_distilled_patch16_224:{path}").eval()
+    described = from_pretrained("timm", f"deit_tiny_distilled_patch16_224:{path}", input_frames=frames).eval()
+    assert described.num_prefix_tokens == 2 and described.pooling == "cls_dist"
+    v = copy.deepcopy(deit)
+    proj = torch.nn.Conv2d(1, 192, kernel_size=16, stride=10)
+    proj.weight = torch.nn.Parameter(deit.patch_embed.proj.weight.sum(dim=1, keepdim=True))
+    proj.bias = deit.patch_embed.proj.bias
+    v.patch_embed = PatchEmbed(proj)
+    grid = ((128 - 16) // 10 + 1, (frames - 16) // 10 + 1)
+    v.pos_embed = torch.nn.Parameter(ast_adapt(deit.pos_embed.detach(), 2, (14, 14), grid))
+    x = torch.randn(2, frames, 128, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        tokens = run_v(v, x, 2)
+        expected = (tokens[:, 0] + tokens[:, 1]) / 2
+        assert (backbone(x) - expected).abs().max() < TOL
+        assert (described(x) - expected).abs().max() < TOL

@@ -22,7 +22,16 @@ MIXER_REFERENCES = {
     "fta": fta_dense_reference,
 }
 #: PET method -> options for a test-size instance
-PET_OPTIONS = {"convpass": {"dim_first_task": 4, "dim": 4}}
+PET_OPTIONS = {
+    "aat": {},
+    "adaptformer": {"bottleneck": 4},
+    "bitfit": {},
+    "conformer": {"reduction": None, "bottleneck": 4, "kernel_size": 3},
+    "convpass": {"dim_first_task": 4, "dim": 4},
+    "houlsby": {"bottleneck": 4},
+    "lora": {"rank": 2},
+    "pfeiffer": {"bottleneck": 4, "reduction": None},
+}
 
 
 def test_every_registered_model_mixer_and_pet_method_is_covered():

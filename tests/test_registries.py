@@ -31,7 +31,12 @@ STRATEGY_TESTS = {
     "joint": "test_cumulative.py",
 }
 #: converter prefix of ``model.init`` -> its proof (the source architecture with random weights, converted)
-CONVERTER_TESTS = {"timm": "test_convert_timm.py"}
+CONVERTER_TESTS = {
+    "timm": "test_convert_timm.py",
+    "ast": "test_convert_ast.py",
+    "ssast": "test_convert_ssast.py",
+    "hf": "test_convert_hf.py",
+}
 #: init source -> the test module that loads weights through it
 INIT_TESTS = {"random": "test_model_factory.py", "upstream": "test_model_factory.py"}
 

@@ -15,7 +15,16 @@ from torch import nn
 
 from audio_ticl.models.errors import ModelError
 
-__all__ = ["ConversionError", "WeightsUnavailableError", "ASTGeometry", "read_checkpoint", "check_against"]
+__all__ = [
+    "ConversionError",
+    "WeightsUnavailableError",
+    "ASTGeometry",
+    "SourceModel",
+    "read_checkpoint",
+    "check_against",
+    "frozen_head",
+    "split_prefix",
+]
 
 StateDict = dict[str, torch.Tensor]
 
@@ -36,11 +45,18 @@ class ASTGeometry:
     depth: int
     num_heads: int
     mlp_hidden: int
-    patch_size: int
+    #: the side of a square patch, or (frequency, time) (SSAST frame patches: (128, 2))
+    patch_size: int | tuple[int, int]
     #: (F', T') patch grid of the target input
     grid: tuple[int, int]
     #: 1 (CLS) or 2 (CLS + distillation token)
     num_prefix_tokens: int
+
+    @property
+    def patch_shape(self) -> tuple[int, int]:
+        """(frequency, time) extent of a patch."""
+        size = self.patch_size
+        return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
     @classmethod
     def of(cls, backbone: nn.Module) -> ASTGeometry:
@@ -51,10 +67,43 @@ class ASTGeometry:
             depth=len(backbone.blocks),
             num_heads=int(block.mixer.num_heads),
             mlp_hidden=int(block.mlp.fc1.out_features),
-            patch_size=int(backbone.patch_embed.patch_size),
+            patch_size=tuple(backbone.patch_embed.patch_shape),
             grid=tuple(backbone.patch_grid),
             num_prefix_tokens=int(backbone.num_prefix_tokens),
         )
+
+
+@dataclass
+class SourceModel:
+    """What a checkpoint says about the network it was trained as (``models.from_pretrained`` builds that).
+
+    ``model_kwargs``: ``ASTBackbone`` arguments (width, depth, heads, patch shape, strides, prefix tokens,
+    pooling, input size where the source records it); ``head``: its frozen classifier, when asked and present.
+    """
+
+    model_kwargs: dict[str, Any]
+    head: nn.Module | None = None
+
+
+def frozen_head(
+    norm_weight: torch.Tensor, norm_bias: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5
+) -> nn.Sequential:
+    """AST's classifier, ``Sequential(LayerNorm(D), Linear(D, C))``, with the given weights, frozen, in eval mode."""
+    dim, classes = weight.shape[1], weight.shape[0]
+    head = nn.Sequential(nn.LayerNorm(dim, eps=eps), nn.Linear(dim, classes))
+    with torch.no_grad():
+        for param, value in zip(head.parameters(), (norm_weight, norm_bias, weight, bias)):
+            if tuple(param.shape) != tuple(value.shape):
+                raise ConversionError(
+                    f"classifier tensor of shape {tuple(value.shape)} does not fit {tuple(param.shape)}"
+                )
+            param.copy_(value)
+    return head.requires_grad_(False).eval()
+
+
+def split_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> StateDict:
+    """The entries of ``state`` under ``prefix``, with the prefix removed."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 _WRAPPER_KEYS = ("state_dict", "model")  # {'model': ...} is DeiT's release format, {'state_dict': ...} Lightning's

@@ -149,10 +149,10 @@ def convert_timm_vit(
             f"timm key 'patch_embed.proj.weight' has shape {tuple(kernel.shape)}: embed_dim {kernel.shape[0]} "
             f"does not match the target ASTBackbone's embed_dim {dim} (pick model.name / embed_dim to match)"
         )
-    if tuple(kernel.shape[2:]) != (geometry.patch_size, geometry.patch_size):
+    if tuple(kernel.shape[2:]) != geometry.patch_shape:
         raise ConversionError(
             f"timm key 'patch_embed.proj.weight' has {kernel.shape[2]}x{kernel.shape[3]} patches, the target "
-            f"ASTBackbone {geometry.patch_size}x{geometry.patch_size}"
+            f"ASTBackbone {geometry.patch_shape[0]}x{geometry.patch_shape[1]}"
         )
     if kernel.shape[1] not in (1, 3):
         raise ConversionError(
@@ -297,3 +297,39 @@ def load_timm_vit(model_name: str, file: Path | None, target: ASTGeometry | nn.M
             f"'{local}' (model.init; a .pth / .bin / .safetensors state dict)"
         ) from exc
     return convert_timm_vit(model, target)
+
+
+def describe_timm_vit(model_name: str, file: Path | None, keep_head: bool) -> Any:
+    """The geometry of timm model ``model_name`` (built on the meta device: no weights, no download).
+
+    A distilled DeiT (Touvron et al., "Training data-efficient image transformers & distillation through
+    attention", ICML 2021) gives CLS + distillation token and AST's ``cls_dist`` pooling; a ViT gives CLS pooling.
+    Audio geometry is AST's (128 mel bins, 1024 frames, stride 10) unless ``from_pretrained`` is told otherwise.
+    """
+    from audio_ticl.models.convert.base import SourceModel
+
+    if keep_head:
+        raise ConversionError("keep_head: timm ImageNet classifiers are not kept (they classify images)")
+    timm = _import_timm()
+    if timm is None:
+        raise WeightsUnavailableError(
+            f"'timm:{model_name}' needs the optional package timm to read its geometry: pip install timm"
+        )
+    if not timm.is_model(model_name):
+        raise WeightsUnavailableError(f"timm has no model {model_name!r}")
+    with torch.device("meta"):
+        model = timm.create_model(model_name, pretrained=False, num_classes=0)
+    dim = int(model.embed_dim)
+    distilled = "dist_token" in dict(model.named_parameters())
+    kwargs = {
+        "embed_dim": dim,
+        "depth": len(model.blocks),
+        "num_heads": int(model.blocks[0].attn.num_heads),
+        "mlp_ratio": model.blocks[0].mlp.fc1.out_features / dim,
+        "patch_size": int(model.patch_embed.patch_size[0]),
+        "distill_token": distilled,
+        "pooling": "cls_dist" if distilled else "cls",
+        "input_frames": 1024,
+        "num_mel_bins": 128,
+    }
+    return SourceModel(kwargs)

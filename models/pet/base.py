@@ -43,6 +43,10 @@ class PETMethod(ABC):
         """The attribute under which this method's modules hang below each target (a ``state_dict`` key part)."""
         return f"pet_{self.name}"
 
+    def placement_for(self, target_name: str) -> Placement:
+        """How the module on ``target_name`` joins it: ``placement`` unless a method mixes placements (AAT)."""
+        return self.placement
+
     @abstractmethod
     def create_module(self, backbone: nn.Module, target_name: str, target: nn.Module, task_id: int) -> nn.Module:
         """A new module for ``target`` (named ``target_name`` in ``backbone``) and task ``task_id``."""
@@ -67,7 +71,7 @@ class PETMethod(ABC):
             module = self.create_module(backbone, name, target, int(task_id))
             if ref is not None:
                 module.to(device=ref.device, dtype=ref.dtype)
-            attach(target, self.slot, self.placement, int(task_id), module)
+            attach(target, self.slot, self.placement_for(name), int(task_id), module)
             for p in module.parameters():
                 p.requires_grad_(True)
                 params.append(p)
