@@ -24,14 +24,7 @@ import yaml
 from .. import metrics as M
 from ..errors import TICLError
 from ..summary import SCHEMA_VERSION, RunSummary, SeedsSummary, load_summary, seed_summaries
-from .hyperparameters import (  # noqa: F401
-    CONFIG_NOTE,
-    SEARCH_FILE,
-    TUNING,
-    hyperparameter_note,
-    hyperparameter_source,
-    search_record,
-)
+from .hyperparameters import TUNING, hyperparameter_note, hyperparameter_source
 
 SUMMARY = "summary.json"
 #: folders of a run folder that are never method folders

@@ -23,13 +23,13 @@ from .collect import (
     BOOT_SEED,
     BYTES_PER_PARAM,
     CI_LEVEL,
-    CONFIG_NOTE,
     N_BOOT,
     load_runs,
     method_frame,
     short_commit,
     task_columns,
 )
+from .hyperparameters import CONFIG_NOTE
 
 Format = Literal["md", "csv", "latex"]
 HIGHER, LOWER = 1, -1

@@ -24,12 +24,12 @@ changes task 0's module.
 from __future__ import annotations
 
 import torch
-from einops import rearrange
 from torch import nn
 
 from audio_ticl.models.context import ForwardContext
 from audio_ticl.models.errors import ModelError
 from audio_ticl.models.pet.base import PETMethod, register_pet
+from audio_ticl.models.pet.grid import join_grid, split_grid
 
 __all__ = ["ConformerAdapter", "ConformerMethod"]
 
@@ -54,13 +54,8 @@ class ConformerAdapter(nn.Module):
         nn.init.zeros_(self.up.bias)
 
     def forward(self, h: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
-        if ctx.grid is None:
-            raise ModelError("the Conformer adapter needs a patch grid: it runs on patch backbones only")
-        (n_freq, n_time), num_prefix = ctx.grid, ctx.num_prefix
-        z = self.glu(self.down(h))
-        patches = rearrange(z[:, num_prefix:], "b (f t) c -> b c f t", f=n_freq, t=n_time)
-        patches = rearrange(self.norm(self.dwconv(patches)), "b c f t -> b (f t) c")
-        z = self.act(torch.cat([z[:, :num_prefix], patches], dim=1))
+        prefix, patches = split_grid(self.glu(self.down(h)), ctx, "the Conformer adapter")
+        z = self.act(join_grid(prefix, self.norm(self.dwconv(patches))))
         return self.drop(self.up(z))
 
 

@@ -15,9 +15,9 @@ from einops import rearrange
 from torch import nn
 
 from audio_ticl.models.context import ForwardContext
-from audio_ticl.models.errors import ModelError
 from audio_ticl.models.layers import QuickGELU
 from audio_ticl.models.pet.base import PETMethod, register_pet
+from audio_ticl.models.pet.grid import join_grid, split_grid
 
 __all__ = ["ConvPass", "ConvPassMethod"]
 
@@ -46,15 +46,10 @@ class ConvPass(nn.Module):
 
     def forward(self, h: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
         """(B, P+N, D) tokens of a forward on patch grid ``ctx.grid`` with ``ctx.num_prefix`` prefix tokens."""
-        if ctx.grid is None:
-            raise ModelError("ConvPass needs a patch grid: it runs on patch backbones only")
-        (n_freq, n_time), num_prefix = ctx.grid, ctx.num_prefix
-        z = self.act(self.down(h))
-        prefix = rearrange(z[:, :num_prefix], "b p c -> (b p) c 1 1")
-        patches = rearrange(z[:, num_prefix:], "b (f t) c -> b c f t", f=n_freq, t=n_time)
-        prefix = rearrange(self.conv(prefix), "(b p) c 1 1 -> b p c", p=num_prefix)
-        patches = rearrange(self.conv(patches), "b c f t -> b (f t) c")
-        z = self.drop(self.act(torch.cat([prefix, patches], dim=1)))
+        prefix, patches = split_grid(self.act(self.down(h)), ctx, "ConvPass")
+        # each prefix token is its own 1 x 1 map through the same conv
+        prefix = rearrange(self.conv(rearrange(prefix, "b p c -> (b p) c 1 1")), "(b p) c 1 1 -> b p c", b=h.shape[0])
+        z = self.drop(self.act(join_grid(prefix, self.conv(patches))))
         return self.up(z) * self.scale
 
     def extra_repr(self) -> str:
