@@ -156,6 +156,11 @@ class ModelConfig:
     mlp_ratio: float | None = setting(None, doc="MLP hidden width over the token width; null: the size's")
     fstride: int = setting(10, doc="patch stride along frequency (16x16 patches; 16: no overlap)")
     tstride: int = setting(10, doc="patch stride along time (16x16 patches; 16: no overlap)")
+    patch_size: list[int] | None = setting(
+        None,
+        doc="patch extent [frequency, time] in mel bins and frames, e.g. `[128, 2]` with strides 128 and 2 for an "
+        "SSAST frame model (`model.init: ssast:<file>`); null: AST's 16 x 16",
+    )
     pooling: Literal["cls", "cls_dist", "mean"] = setting(
         "cls",
         doc="how the tokens become one feature vector",

@@ -29,6 +29,7 @@ from .audio.cache import FeatureCache, extract_features
 from .audio.features import FbankSettings, SpecAugment
 from .config import ModelConfig
 from .datasets.synthetic import UPSTREAM_CLASSES, SyntheticSource
+from .errors import ConfigError
 from .results import save_torch
 from .scenarios import FeatureDataset
 
@@ -47,6 +48,11 @@ def backbone_kwargs(model_cfg: ModelConfig) -> dict:
         pooling=model_cfg.pooling,
         distill_token=model_cfg.distill_token,
     )
+    if model_cfg.patch_size is not None:  # only when set, so the cache keys of 16 x 16 models stay as they were
+        size = model_cfg.patch_size
+        if len(size) != 2 or any(int(v) < 1 for v in size):
+            raise ConfigError(f"config key 'model.patch_size' must be [frequency, time], two ints >= 1, got {size}")
+        out["patch_size"] = (int(size[0]), int(size[1]))
     return out
 
 

@@ -98,3 +98,26 @@ def test_patch_shape_mismatch_is_an_error(frame_model, tmp_path):
     target = create_backbone("ast_custom", input_frames=64, fstride=16, tstride=16, distill_token=True, **SIZE)
     with pytest.raises(ConversionError, match="128x2 patches.*16x16"):
         load_pretrained(f"ssast:{path}", target)
+
+
+def test_a_config_builds_the_frame_model_and_loads_its_checkpoint(frame_model, tmp_path):
+    """``model.patch_size: [128, 2]`` with strides 128 / 2 and ``model.init: ssast:<file>``: the run config reaches
+    the SSAST frame geometry and its weights through the factory, with the outputs SSAST fine-tuning gives."""
+    from audio_ticl.benchmark.config import MethodConfig, ModelConfig, RunConfig
+    from audio_ticl.benchmark.errors import ConfigError
+    from audio_ticl.benchmark.model_setup import build_model
+
+    path = save(frame_model, tmp_path / "ssast_frame.pth")
+    cfg = RunConfig()
+    cfg.features.num_mel_bins = 128
+    cfg.model = ModelConfig(name="ast_custom", patch_size=[128, 2], fstride=128, tstride=2, pooling="mean",
+                            distill_token=True, init=f"ssast:{path}", **SIZE)
+    backbone = build_model(cfg, MethodConfig(name="m"), 40, torch.device("cpu"), progress=False).backbone.eval()
+    assert backbone.patch_embed.patch_shape == (128, 2) and backbone.patch_grid == (1, 20)
+    x = fbank(40)
+    with torch.no_grad():
+        v = frame_model.finetuned(128, 2, 40)
+        torch.testing.assert_close(backbone(x), frame_model.finetuning_avgtok(v, x), atol=TOL, rtol=0)
+    cfg.model.patch_size = [128]
+    with pytest.raises(ConfigError, match="model.patch_size"):
+        build_model(cfg, MethodConfig(name="m"), 40, torch.device("cpu"), progress=False)

@@ -31,6 +31,8 @@ PET_OPTIONS = {
     "houlsby": {"bottleneck": 4},
     "lora": {"rank": 2},
     "pfeiffer": {"bottleneck": 4, "reduction": None},
+    "vpt_deep": {"length": 2},
+    "vpt_shallow": {"length": 2},
 }
 
 

@@ -30,6 +30,8 @@ VIT_B_FORMULAS = {
     "aat": L * 2 * _bottleneck(D // 4),
     "conformer": L * (3 * D * 8 + D + 8 * 31 + 5 * 8),
     "convpass": L * 2 * (2 * D * 64 + 9 * 64**2 + 2 * 64 + D),  # task 0's bottleneck, 64
+    "vpt_shallow": 10 * D,
+    "vpt_deep": L * 10 * D,
 }
 #: method -> options for the 32-d test backbone
 TINY_OPTIONS = {
@@ -41,8 +43,12 @@ TINY_OPTIONS = {
     "aat": {},
     "conformer": {"reduction": None, "bottleneck": 4, "kernel_size": 3},
     "convpass": {"dim_first_task": 4, "dim": 4},
+    "vpt_shallow": {"length": 3},
+    "vpt_deep": {"length": 3},
 }
 METHODS = sorted(TINY_OPTIONS)
+#: methods that cannot start as the frozen model (their docstrings say why): prompts take attention mass
+NOT_IDENTITY = {"vpt_shallow", "vpt_deep"}
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +89,7 @@ def test_trainable_parameters_per_task_follow_the_formula_for_vit_b(vit_b, name)
 
 
 @pytest.mark.parametrize("mixer", ["gsa", "fta"])
-@pytest.mark.parametrize("name", [n for n in METHODS])
+@pytest.mark.parametrize("name", [n for n in METHODS if n not in NOT_IDENTITY])
 def test_a_fresh_task_is_the_frozen_model(name, mixer):
     backbone = tiny_backbone(mixer)
     x = fbank()
@@ -192,3 +198,72 @@ def test_the_conformer_conv_runs_along_time_within_each_frequency_row():
     assert changed[0] == 0  # the prefix token sees no patch
     assert torch.count_nonzero(rows[0]) == 0 and torch.count_nonzero(rows[2]) == 0  # other frequency rows
     assert torch.count_nonzero(rows[1]) == 3 and rows[1, 0] == 0 and rows[1, 4] == 0  # t = 1..3 (kernel 3)
+
+
+def _vpt_reference(backbone: nn.Module, x: torch.Tensor, prompts: list[torch.Tensor], deep: bool) -> torch.Tensor:
+    """VPT written out by hand (Jia et al. 2022, Eq. 4-7): prompts after CLS, replaced per block when deep,
+    counted as prefix tokens by every block, dropped before the final norm."""
+    grid, prefix, p = backbone.patch_grid, backbone.num_prefix_tokens, prompts[0].shape[1]
+    tokens = backbone.patch_embed(x)
+    z = torch.cat([backbone.cls_token.expand(x.shape[0], -1, -1), tokens], dim=1) + backbone.pos_embed
+    z = torch.cat([z[:, :prefix], prompts[0].expand(x.shape[0], -1, -1), z[:, prefix:]], dim=1)
+    for i, block in enumerate(backbone.blocks):
+        if deep and i > 0:
+            z = torch.cat([z[:, :prefix], prompts[i].expand(x.shape[0], -1, -1), z[:, prefix + p :]], dim=1)
+        z = block(z, grid, prefix + p)
+    return backbone.norm(torch.cat([z[:, :prefix], z[:, prefix + p :]], dim=1))
+
+
+@pytest.mark.parametrize("mixer", ["gsa", "fta"])
+@pytest.mark.parametrize("deep", [False, True])
+def test_vpt_inserts_replaces_and_drops_its_prompts_as_the_paper_says(mixer, deep):
+    backbone = tiny_backbone(mixer)
+    backbone.blocks.append(create_model("ast_custom", input_frames=64, num_mel_bins=32, embed_dim=32, depth=1,
+                                        num_heads=4, mixer=mixer).blocks[0])  # 3 blocks: first, middle, last
+    method = create_pet("vpt_deep" if deep else "vpt_shallow", length=3)
+    params = method.inject(backbone, 0)
+    assert len(params) == (3 if deep else 1) and all(p.shape == (1, 3, 32) for p in params)
+    x = fbank()
+    with torch.no_grad():
+        got = backbone.forward_features(x, task_id=0)
+        want = _vpt_reference(backbone, x, params, deep)
+        plain = backbone.forward_features(x)
+    assert got.shape == plain.shape  # the prompts are gone from the output
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    assert not torch.allclose(got, plain, atol=1e-4)
+    if deep:  # the last block's own prompts matter: a deep block replaces what the previous block made
+        with torch.no_grad():
+            params[-1].add_(torch.randn_like(params[-1]))  # not a constant: LayerNorm would remove it
+            assert not torch.allclose(backbone.forward_features(x, task_id=0), got, atol=1e-4)
+
+
+def test_vpt_prompts_are_seen_by_every_fta_patch_token():
+    """FTA lets a patch attend to its row, its column and every prefix token: the prompts are prefix tokens."""
+    backbone = tiny_backbone("fta")
+    method = create_pet("vpt_shallow", length=2)
+    (prompts,) = method.inject(backbone, 0)
+    x = fbank(1)
+    block = backbone.blocks[0]
+    seen: list[torch.Tensor] = []
+    handle = block.mixer.register_forward_hook(lambda m, a, out: seen.append(out))
+    with torch.no_grad():
+        backbone.forward_features(x, task_id=0)
+        prompts.add_(torch.randn_like(prompts))
+        backbone.forward_features(x, task_id=0)
+    handle.remove()
+    first, second = seen  # block 0's mixer output in each forward
+    patch_change = (first - second).abs().sum(-1)[0, 1 + 2 :]
+    assert first.shape[1] == 1 + 2 + backbone.num_patches
+    assert torch.count_nonzero(patch_change) == backbone.num_patches
+
+
+def test_vpt_refuses_blocks_without_a_prefix_count():
+    class Plain(nn.Module):
+        num_features = 8
+
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Linear(8, 8)])
+
+    with pytest.raises(Exception, match="num_prefix"):
+        create_pet("vpt_deep").inject(Plain(), 0)

@@ -5,6 +5,7 @@ from audio_ticl.models.pet.bitfit import BiasDelta, BitFitMethod
 from audio_ticl.models.pet.conformer import ConformerAdapter, ConformerMethod
 from audio_ticl.models.pet.convpass import ConvPass, ConvPassMethod
 from audio_ticl.models.pet.lora import LoRAMethod, LoRAQV, merge_lora
+from audio_ticl.models.pet.prompt import BlockPrompts, VPTDeepMethod, VPTMethod, VPTShallowMethod
 from audio_ticl.models.pet.tuner import PLACEMENTS, TaskModules, iter_task_modules, match_targets
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "AATMethod",
     "AdaptFormerMethod",
     "BiasDelta",
+    "BlockPrompts",
     "BitFitMethod",
     "Bottleneck",
     "ConformerAdapter",
@@ -29,5 +31,8 @@ __all__ = [
     "LoRAMethod",
     "LoRAQV",
     "PfeifferMethod",
+    "VPTDeepMethod",
+    "VPTMethod",
+    "VPTShallowMethod",
     "merge_lora",
 ]

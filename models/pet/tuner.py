@@ -12,7 +12,10 @@ and joins that task's module to the target's output, by its *placement*:
 * ``parallel``: ``target(x) + module(x, ctx)``: the module reads the target's input and its result is added to
   the target's output, in that order (AI-CL's Convpass beside the mixer and the MLP);
 * ``sequential``: ``module(target(x), ctx)``: the module transforms the target's output (Houlsby / Pfeiffer
-  adapters, which add their own residual).
+  adapters, which add their own residual);
+* ``prompt``: the module rewrites the target's *call*: a forward pre-hook gives it the target's arguments and it
+  returns new ones (``module.enter(args, kwargs, ctx)``), and a forward hook gives it the target's output
+  (``module.exit(output, ctx)``, None to keep it). VPT inserts its prompt tokens this way (``models.pet.prompt``).
 
 A PET module's forward takes ``(x, ctx: ForwardContext)``. With no module for the running task, or outside a
 backbone forward, the hook returns nothing and the target's output is its own, bit for bit. Removing a target's
@@ -44,12 +47,13 @@ __all__ = [
     "iter_task_modules",
 ]
 
-Placement = Literal["parallel", "sequential"]
+Placement = Literal["parallel", "sequential", "prompt"]
 
 #: placement -> how a task's module joins its target: (module, target input, target output, context) -> output
 PLACEMENTS: dict[str, Callable[[nn.Module, torch.Tensor, Any, ForwardContext], Any]] = {
     "parallel": lambda module, x, out, ctx: out + module(x, ctx),
     "sequential": lambda module, x, out, ctx: module(out, ctx),
+    "prompt": lambda module, x, out, ctx: module.exit(out, ctx),
 }
 
 #: containers whose forward iterates their children: a TaskModules child would run as one of them
@@ -65,7 +69,9 @@ class TaskModules(nn.Module):
             raise ModelError(f"unknown PET placement {placement!r}; choose one of {sorted(PLACEMENTS)}")
         self.placement = placement
         self.adapters = nn.ModuleDict()
-        self.hook: RemovableHandle | None = None  # deep-copies with the model (copy's handle -> copy's hooks)
+        # the target's hooks (a forward hook; ``prompt`` adds a pre-hook); they deep-copy with the model (the copy's
+        # handles point at the copy's hooks)
+        self.hooks: list[RemovableHandle] = []
 
     def add(self, task_id: int, module: nn.Module) -> None:
         key = str(int(task_id))
@@ -106,6 +112,23 @@ class _JoinHook:
             return None
         x = args[0] if args else next(iter(kwargs.values()))
         return PLACEMENTS[slot.placement](module, x, output, ctx)
+
+
+class _PromptEnterHook:
+    """Forward pre-hook of a ``prompt`` target: the current task's module rewrites the call's arguments."""
+
+    def __init__(self, slot: str) -> None:
+        self.slot = slot
+
+    def __call__(self, target: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        ctx = current_context()
+        if ctx is None or ctx.task_id is None:
+            return None
+        slot = getattr(target, self.slot, None)
+        module = slot.get(ctx.task_id) if isinstance(slot, TaskModules) else None
+        if module is None:
+            return None
+        return module.enter(args, kwargs, ctx)
 
 
 def _named_modules(root: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
@@ -153,7 +176,9 @@ def attach(target: nn.Module, slot: str, placement: Placement, task_id: int, mod
             )
         modules = TaskModules(placement)
         target.add_module(slot, modules)
-        modules.hook = target.register_forward_hook(_JoinHook(slot), with_kwargs=True)
+        if placement == "prompt":
+            modules.hooks.append(target.register_forward_pre_hook(_PromptEnterHook(slot), with_kwargs=True))
+        modules.hooks.append(target.register_forward_hook(_JoinHook(slot), with_kwargs=True))
     elif not isinstance(modules, TaskModules) or modules.placement != placement:
         raise ModelError(f"{type(target).__name__}.{slot} is not a {placement!r} PET slot")
     modules.add(task_id, module)
@@ -166,8 +191,8 @@ def detach(target: nn.Module, slot: str, task_id: int) -> None:
         return
     modules.remove(task_id)
     if len(modules.adapters) == 0:
-        if modules.hook is not None:
-            modules.hook.remove()
+        for hook in modules.hooks:
+            hook.remove()
         delattr(target, slot)
 
 
