@@ -201,7 +201,7 @@ def test_the_conformer_conv_runs_along_time_within_each_frequency_row():
 
 
 def _vpt_reference(backbone: nn.Module, x: torch.Tensor, prompts: list[torch.Tensor], deep: bool) -> torch.Tensor:
-    """VPT written out by hand (Jia et al. 2022, Eq. 4-7): prompts after CLS, replaced per block when deep,
+    """VPT written out by hand (Jia et al. 2022, Sec. 3.2): prompts after CLS, replaced per block when deep,
     counted as prefix tokens by every block, dropped before the final norm."""
     grid, prefix, p = backbone.patch_grid, backbone.num_prefix_tokens, prompts[0].shape[1]
     tokens = backbone.patch_embed(x)
@@ -267,3 +267,24 @@ def test_vpt_refuses_blocks_without_a_prefix_count():
 
     with pytest.raises(Exception, match="num_prefix"):
         create_pet("vpt_deep").inject(Plain(), 0)
+
+
+def test_pfeiffer_reads_the_blocks_output_after_the_residual_add():
+    """Pfeiffer's adapter sits after the feed-forward's residual add (AdapterHub on pre-LN ViTs: x + h +
+    up(ReLU(down(x + h)))), not on the MLP output h alone (which is Houlsby's second adapter)."""
+    backbone = tiny_backbone()
+    method = create_pet("pfeiffer", bottleneck=4, reduction=None)
+    method.inject(backbone, 0)
+    block = backbone.blocks[0]
+    adapter = method.task_modules(backbone, 0)[0]
+    with torch.no_grad():
+        adapter.up.weight.normal_()
+        z = torch.randn(2, 1 + backbone.num_patches, 32)
+        grid = backbone.patch_grid
+        y = block(z, grid, 1)  # no forward context: the plain block
+        from audio_ticl.models.context import forward_context
+
+        with forward_context(ForwardContext(0, grid, 1)):
+            got = block(z, grid, 1)
+        want = y + adapter.up(torch.relu(adapter.down(y)))
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)

@@ -1,7 +1,7 @@
 """BitFit, per task: a task-owned offset on every bias of the backbone, the frozen biases shared and untouched.
 
 Ben Zaken et al. 2022, "BitFit: Simple Parameter-efficient Fine-tuning for Transformer-based Masked
-Language-models" (ACL), Section 2: fine-tune only the bias terms (and the classifier). Training the backbone's
+Language-models" (ACL), Section 3: fine-tune only the bias terms (and the classifier). Training the backbone's
 own biases would change them for every task; in a task-incremental model each task gets its own biases instead,
 written as ``b_frozen + delta_t``: the per-task module is a zero-initialised ``delta_t``, added in ``parallel``
 to its target's output (``Linear(x) + delta`` is exactly a Linear with bias ``b + delta``; the same for LayerNorm
@@ -40,7 +40,7 @@ class BiasDelta(nn.Module):
 
 @register_pet
 class BitFitMethod(PETMethod):
-    """Per-task bias offsets on every bias of the backbone (Ben Zaken et al. 2022, Section 2); no options.
+    """Per-task bias offsets on every bias of the backbone (Ben Zaken et al. 2022, Section 3); no options.
 
     Parameters per task (D width, M MLP width, L blocks): ``2 D + L (7 D + M)`` (patch conv D, final LN D; per
     block LN1 D, qkv 3D, proj D, LN2 D, fc1 M, fc2 D); ViT-B (D = 768, M = 3072, L = 12): 102 912.

@@ -1,7 +1,7 @@
 """The Conformer-convolution adapter of Cappellazzo et al. (PETL_AST), per task, beside the MLP.
 
 Cappellazzo, Falavigna, Brutti, Ravanelli 2024, "Parameter-Efficient Transfer Learning of Audio Spectrogram
-Transformers" (arXiv 2312.03694), Section 3 (the Conformer adapter) and the ablations of Section 5: the bottleneck
+Transformers" (arXiv 2312.03694v4, IEEE MLSP 2024; the Conformer adapter is absent from v1): the bottleneck
 of an adapter becomes the convolution module of the Conformer (Gulati et al. 2020, Section 2.2): pointwise conv
 D -> 2m, GLU (-> m), depthwise conv of kernel k over time, BatchNorm, SiLU, pointwise conv m -> D. Their best
 configuration, used here, is "Pfeiffer-parallel": one adapter per block, in parallel with the MLP (reading the LN2
@@ -67,7 +67,8 @@ class ConformerMethod(PETMethod):
 
     Parameters per task (m bottleneck, k kernel): ``L (3 D m + D + m k + 5 m)`` (pointwise 1: 2 D m + 2 m;
     depthwise: m k + m; BatchNorm: 2 m; pointwise 2: D m + D); ViT-B (D = 768, L = 12, m = 8, k = 31):
-    233 856 (0.27 % of the 86 M backbone).
+    233 856 (0.27 % of the 86 M backbone; PETL_AST's adapter also builds a LayerNorm, 2 D a block, that its
+    forward never applies: counted, 252 288 = 0.29 %, the paper's figure).
     """
 
     name = "conformer"

@@ -12,7 +12,7 @@ prompts after the backbone's prefix tokens (``ctx.num_prefix``: CLS, and a DeiT 
 block's replaces them with its own, and every block's raises ``num_prefix`` by ``p``. **The prompts are prefix
 tokens** to the token mixer: with GSA every token attends to them, as in VPT; with FTA every patch token attends
 to its frequency row, its time column and *every prefix token*, CLS and all prompts, and the prompts, like CLS,
-attend to everything. FTA's cost grows by ``p (N + P + p)`` pairs a head over its ``N (F' + T')``.
+attend to everything. FTA's pairs a head grow by ``p (2 N + 2 P + p)`` (N patches, P backbone prefix tokens).
 
 VPT cannot start as the identity of the frozen model: a prompt changes the keys and values every token attends
 to, and no value of the prompts removes them from the softmax (a zero prompt still takes attention mass). The
@@ -133,9 +133,9 @@ class VPTMethod(PETMethod):
 
 @register_pet
 class VPTShallowMethod(VPTMethod):
-    """VPT-shallow (Jia et al. 2022, Section 3.2, Eq. 4-5): ``length`` prompts inserted before the first block.
+    """VPT-shallow (Jia et al. 2022, Section 3.2): ``length`` prompts inserted before the first block.
 
-    Defaults: ``length=10``, one of the prompt lengths VPT searches ({1, 5, 10, 50, 100, 200}, Section 4);
+    Defaults: ``length=10``, one of the prompt lengths VPT searches for ViT ({1, 5, 10, 50, 100, 200});
     ``dropout=0`` (VPT's and PETL_AST's default). Not the identity at the start (module docstring).
 
     Parameters per task: ``p D``; ViT-B (p = 10, D = 768): 7 680.
@@ -147,7 +147,7 @@ class VPTShallowMethod(VPTMethod):
 
 @register_pet
 class VPTDeepMethod(VPTMethod):
-    """VPT-deep (Jia et al. 2022, Section 3.2, Eq. 6-7): ``length`` new prompts at every block.
+    """VPT-deep (Jia et al. 2022, Section 3.2): ``length`` new prompts at every block.
 
     Defaults as :class:`VPTShallowMethod`. Not the identity at the start (module docstring).
 
