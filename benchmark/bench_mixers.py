@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch.utils import benchmark
 
+from audio_ticl.benchmark.efficiency.machine import busy_note
+from audio_ticl.benchmark.efficiency.timing import time_interleaved
 from audio_ticl.models.ast import Block
 from audio_ticl.models.attention import frequency_time_attention, global_attention
 
@@ -40,34 +40,6 @@ class Row:
 
 def _clock(kind: str) -> Callable[[], float]:
     return time.perf_counter if kind == "wall" else time.process_time
-
-
-def time_interleaved(
-    fns: dict[str, Callable[[], object]],
-    repeats: int,
-    warmup: int,
-    clock: Callable[[], float],
-) -> dict[str, float]:
-    """Median milliseconds of each callable, timed by ``torch.utils.benchmark.Timer``.
-
-    The callables alternate within every repeat, so that drifts of the machine hit all alike. Each measurement is
-    one ``Timer.timeit(1)``: two untimed calls (the Timer's own warm-up, which also puts the caches in that
-    callable's state) and one timed call; the wall clock synchronises CUDA around it. The Timer runs with the
-    caller's torch thread count (its default would be one thread).
-    """
-    threads = torch.get_num_threads()
-    timers = {
-        name: benchmark.Timer(stmt="fn()", globals={"fn": fn}, timer=clock, num_threads=threads)
-        for name, fn in fns.items()
-    }
-    for _ in range(warmup):
-        for timer in timers.values():
-            timer.timeit(1)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, timer in timers.items():
-            times[name].append(timer.timeit(1).median)
-    return {name: statistics.median(ts) * 1e3 for name, ts in times.items()}
 
 
 def _attention_cases(batch: int, heads: int, head_dim: int, grid: tuple[int, int], prefix: int, backward: bool,
@@ -160,26 +132,6 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
-def _busy_note(threads: int) -> str:
-    """A warning when other processes compete for the CPUs right now: then every parallel region of a
-    multi-threaded op may wait a whole scheduler time slice for a worker thread, which punishes a mixer made of
-    many ops (FTA) far more than one fused op (SDPA), and the table measures the machine's load, not the mixers."""
-    try:
-        with open("/proc/loadavg") as f:
-            fields = f.read().split()
-        others = int(fields[3].split("/")[0]) - 1  # runnable tasks now, minus this process
-        load = float(fields[0])
-    except (OSError, ValueError, IndexError):
-        return ""
-    cores = os.cpu_count() or 1
-    if threads > 1 and others + threads > cores:
-        return (
-            f"note: {others} other runnable task(s) (load average {load:.1f}) on {cores} cores: they compete "
-            f"with the {threads} threads, so these timings are unreliable; compare with --threads 1 --clock cpu"
-        )
-    return ""
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m audio_ticl.benchmark.bench_mixers",
@@ -219,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.heads} heads x {args.head_dim}, {args.prefix} prefix token(s), median of {args.repeats} "
         f"interleaved repeats ({args.clock} clock), device {args.device}"
     )
-    busy = _busy_note(args.threads)
+    busy = busy_note(args.threads)
     if busy:
         print(busy)
     rows = run(args.tokens, args.repeats, args.warmup, args.batch, args.heads, args.head_dim, args.prefix,

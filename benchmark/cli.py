@@ -91,6 +91,19 @@ def _add_bench(sub) -> None:
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark (see --help of it)")
 
 
+def _add_efficiency(sub) -> None:
+    from .efficiency.options import add_arguments
+
+    p = sub.add_parser(
+        "efficiency", help="time, FLOPs and peak memory of mixers, sizes and PET methods against input length",
+        description="Measure every (size, mixer, PET method) at every input length side by side in one process "
+        "(interleaved repeats, median and IQR), with FLOPs per forward, tokens per second and peak memory; writes "
+        "efficiency.csv, efficiency.md and log-log plots into --out and prints the Markdown table. Mixers and PET "
+        "methods are the registered ones.",
+    )
+    add_arguments(p)
+
+
 #: datasets `ticl datasets download` fetches (kept here so that building the parser imports no dataset code)
 DOWNLOADABLE = ("esc50", "speechcommands", "urbansound8k")
 
@@ -150,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_presets(sub)
     _add_strategies(sub)
     _add_bench(sub)
+    _add_efficiency(sub)
     _add_datasets(sub)
     _add_table(sub)
     _add_plot(sub)
@@ -208,6 +222,12 @@ def cmd_bench(args) -> int:
     return 2
 
 
+def cmd_efficiency(args) -> int:
+    from .efficiency.command import run_command
+
+    return run_command(args)
+
+
 def cmd_datasets(args) -> int:
     from .datasets.download import DOWNLOADS, download_dataset
 
@@ -253,7 +273,7 @@ def cmd_plot(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "presets": cmd_presets, "strategies": cmd_strategies, "bench": cmd_bench,
-            "datasets": cmd_datasets, "table": cmd_table, "plot": cmd_plot}
+            "efficiency": cmd_efficiency, "datasets": cmd_datasets, "table": cmd_table, "plot": cmd_plot}
 
 
 def error_line(exc: BaseException) -> str:

@@ -228,7 +228,12 @@ class MethodConfig:
         "gsa",
         doc="the token mixer",
         choices=MIXERS,
-        choice_docs={"gsa": "global self-attention", "fta": "frequency-time factorized attention"},
+        choice_docs={
+            "gsa": "global self-attention",
+            "fta": "frequency-time factorized attention",
+            "gsa_materialized": "global self-attention computed with the explicit L x L score matrix as in SSAST's "
+            "and AI-CL's code: gsa's outputs, more memory",
+        },
     )
     pet: str | None = setting(None, doc="PET method injected per task (null: none)", choices=PET_METHODS)
     pet_options: dict[str, Any] = setting(

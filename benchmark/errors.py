@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from audio_ticl.models.errors import ModelError, TICLError
 
-__all__ = ["TICLError", "ModelError", "ConfigError", "DataError", "CheckpointError"]
+__all__ = ["TICLError", "ModelError", "ConfigError", "DataError", "CheckpointError", "OptionError"]
 
 
 class ConfigError(TICLError):
@@ -20,3 +20,7 @@ class DataError(TICLError):
 
 class CheckpointError(TICLError):
     """A task checkpoint cannot be resumed from (unreadable, or written in another checkpoint format)."""
+
+
+class OptionError(TICLError):
+    """A command-line option's value is invalid (the message names the option and what was expected)."""

@@ -7,8 +7,10 @@ from the full matrix R[i][j] (accuracy on task j after training task i), because
 """
 from __future__ import annotations
 
+import contextlib
 import resource
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -181,14 +183,34 @@ def _cpu_sdpa_flop(query_shape, key_shape, value_shape, *args, out_shape=None, *
 #: torch's counter has formulas for the CUDA attention kernels only; on CPU, SDPA (and FTA's fused path) dispatch to
 #: ``_scaled_dot_product_flash_attention_for_cpu``, which it would count as zero FLOPs. A private op: absent from
 #: some torch build, it needs no formula.
-_EXTRA_FLOP_FORMULAS = {op: _cpu_sdpa_flop for op in [flash_forward_op()] if op is not None}
+EXTRA_FLOP_FORMULAS = {op: _cpu_sdpa_flop for op in [flash_forward_op()] if op is not None}
+
+
+def flop_counter() -> FlopCounterMode:
+    """torch's FlopCounterMode with the formulas above: the one counting convention of every FLOP figure here."""
+    return FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS)
+
+
+@contextlib.contextmanager
+def frozen(*modules: torch.nn.Module) -> Iterator[None]:
+    """The modules' parameters temporarily not requiring grad. FlopCounterMode's module tracker hooks every module
+    output that requires grad and fails ("Expected gradient function to be set") on one without a grad_fn, which a
+    module returning its own parameter produces under no_grad (BitFit's bias offsets); frozen, there is none."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 def count_flops(model: torch.nn.Module, x: torch.Tensor, task_labels: torch.Tensor) -> int:
     """FLOPs of one forward pass, counted by torch's FlopCounterMode (a multiply-add counts as 2)."""
     was_training = model.training
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS) as counter:
+    with torch.no_grad(), frozen(model), flop_counter() as counter:
         model(x, task_labels)
     model.train(was_training)
     return int(counter.get_total_flops())

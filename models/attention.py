@@ -1,4 +1,5 @@
-"""Attention ops on (B, H, L, hd) tensors: global (dense) attention and factorized Frequency-Time Attention.
+"""Attention ops on (B, H, L, hd) tensors: global (dense) attention, fused or materialized, and factorized
+Frequency-Time Attention.
 
 Token layout everywhere: ``L = P + N``; the first ``P`` tokens are prefix tokens (CLS, distillation token), the
 ``N = F' * T'`` patch tokens follow in frequency-major order ``(f t)``.
@@ -40,6 +41,7 @@ from audio_ticl.models.errors import ModelError
 
 __all__ = [
     "global_attention",
+    "materialized_attention",
     "frequency_time_attention",
     "frequency_time_attention_packed",
     "criss_cross_mask",
@@ -107,6 +109,20 @@ def global_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: f
     return F.scaled_dot_product_attention(q, k, v, scale=scale)
 
 
+def materialized_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None
+) -> torch.Tensor:
+    """Dense softmax attention with the full (B, H, L, L) score matrix built explicitly: (B, H, L, hd) -> same.
+
+    The same function as :func:`global_attention`, computed the way SSAST's and AI-CL's public code does
+    (``softmax(q k^T * scale) @ v``), so that the memory papers report for "global attention" can be reproduced;
+    fused SDPA never stores the L x L map and is the honest baseline.
+    """
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    scores = (q @ k.transpose(-2, -1)) * scale
+    return scores.softmax(dim=-1) @ v
+
+
 # ----------------------------------------------------------------------------------------------- fused CPU path
 def _split(x: torch.Tensor, num_prefix: int, n_freq: int, n_time: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(Z, L, hd) -> prefix (Z, P, hd) and patch grid (Z, F, T, hd) views."""
@@ -168,7 +184,7 @@ def _fta_forward(
     if p == 1:
         out_grid.addcmul_(weight[..., -1:], per_head(v_pre).unsqueeze(2))
     elif p > 1:
-        out_grid.add_(torch.matmul(weight[..., -p:], per_head(v_pre).unsqueeze(2)))
+        out_grid.add_(torch.matmul(weight[..., -p:].to(v_pre.dtype), per_head(v_pre).unsqueeze(2)))
 
     # prefix queries: plain softmax over all L keys (P x L, negligible)
     a_pre = None

@@ -7,7 +7,7 @@ from torch import nn
 
 from audio_ticl.models.errors import ModelError, UnknownNameError
 
-__all__ = ["register_model", "create_model", "list_models", "is_model"]
+__all__ = ["register_model", "create_model", "list_models", "is_model", "model_entrypoint"]
 
 _MODEL_ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -30,10 +30,14 @@ def is_model(name: str) -> bool:
     return name in _MODEL_ENTRYPOINTS
 
 
-def create_model(name: str, **overrides) -> nn.Module:
-    """Build model ``name``; keyword overrides go to its constructor (e.g. ``input_frames``, ``mixer``)."""
+def model_entrypoint(name: str) -> Callable[..., nn.Module]:
+    """The registered entrypoint function of ``name`` (timm's name), e.g. to read which options it requires."""
     try:
-        entrypoint = _MODEL_ENTRYPOINTS[name]
+        return _MODEL_ENTRYPOINTS[name]
     except KeyError:
         raise UnknownNameError(f"unknown model {name!r}; available: {list_models()}") from None
-    return entrypoint(**overrides)
+
+
+def create_model(name: str, **overrides) -> nn.Module:
+    """Build model ``name``; keyword overrides go to its constructor (e.g. ``input_frames``, ``mixer``)."""
+    return model_entrypoint(name)(**overrides)

@@ -62,6 +62,19 @@ def test_fta_equals_dense_masked_sdpa_float32(grid, prefix, impl):
     torch.testing.assert_close(out, fta_dense_reference(q, k, v, grid, prefix), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("prefix", [1, 3])
+def test_fta_in_bfloat16_with_several_prefix_tokens(prefix):
+    """The branch weights come from float32 log-sum-exps; with several prefix tokens (VPT prompts, DeiT's
+    distillation token) they meet bfloat16 values in a matmul, which failed ("expected scalar type Float")."""
+    grid = (4, 5)
+    q, k, v = (t.requires_grad_(True) for t in _qkv(grid, prefix, torch.bfloat16))
+    out = frequency_time_attention(q, k, v, grid, prefix, impl="flash")
+    out.float().sum().backward()
+    ref = fta_dense_reference(*(t.detach().double() for t in (q, k, v)), grid, prefix)
+    assert out.dtype == q.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(out.double(), ref, atol=0.05, rtol=0)
+
+
 @pytest.mark.parametrize("grid,prefix", [((3, 5), 1), ((4, 6), 2)])
 def test_packed_qkv_path_matches_reference_with_gradients(grid, prefix):
     heads, head_dim = 3, 8
@@ -121,7 +134,7 @@ def test_fta_mixer_matches_reference_on_its_own_projections():
 
 
 def test_mixer_registry_and_errors():
-    assert set(MIXERS) == {"gsa", "fta"}
+    assert set(MIXERS) == {"gsa", "fta", "gsa_materialized"}
     with pytest.raises(KeyError, match="unknown token mixer 'nope'"):
         create_mixer("nope", 32, 4)
     with pytest.raises(ModelError, match="not divisible"):

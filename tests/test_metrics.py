@@ -66,6 +66,27 @@ def test_flop_counter_counts_cpu_attention():
     assert flops == 2 * (2 * b * h * n * n * d)  # QK^T and AV, a multiply-add counted as 2
 
 
+def test_flops_of_a_model_whose_module_returns_its_own_parameter():
+    """BitFit's offsets are such modules: FlopCounterMode's module tracker failed on them under no_grad."""
+    import torch
+
+    from audio_ticl.models import create_model, create_pet
+
+    backbone = create_model("ast_custom", input_frames=32, embed_dim=8, depth=1, num_heads=2, fstride=16, tstride=16)
+    create_pet("bitfit").inject(backbone, 0)
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = backbone
+
+        def forward(self, x, t):
+            return self.backbone(x, task_id=int(t[0]))
+
+    assert M.count_flops(Net(), torch.randn(1, 32, 128), torch.tensor([0])) > 0
+    assert all(p.requires_grad for p in backbone.parameters())  # the flags come back
+
+
 def test_plasticity_is_the_mean_of_the_diagonal():
     R = [[0.9, 0.5, 0.5], [0.7, 0.8, 0.5], [0.6, 0.7, 1.0]]
     assert M.plasticity(R) == pytest.approx((0.9 + 0.8 + 1.0) / 3)

@@ -20,6 +20,7 @@ MODELS = {
 MIXER_REFERENCES = {
     "gsa": lambda q, k, v, grid, prefix: global_attention(q, k, v),
     "fta": fta_dense_reference,
+    "gsa_materialized": lambda q, k, v, grid, prefix: global_attention(q, k, v),
 }
 #: PET method -> options for a test-size instance
 PET_OPTIONS = {
@@ -68,6 +69,21 @@ def test_mixer_matches_its_reference(name):
     torch.testing.assert_close(out, ref, atol=1e-10, rtol=0)
     grad = torch.randn_like(out)
     torch.testing.assert_close(torch.autograd.grad(out, x, grad)[0], torch.autograd.grad(ref, x, grad)[0])
+
+
+@pytest.mark.parametrize("name", sorted(MIXER_REFERENCES))
+def test_mixer_forward_is_qkv_attend_proj(name):
+    """``attend`` is the op the mixer's forward runs (what ``ticl efficiency --scope op`` times), to the bit."""
+    torch.manual_seed(0)
+    mixer = create_mixer(name, 24, 3)
+    grid, prefix = (3, 4), 1
+    x = torch.randn(2, prefix + 12, 24, requires_grad=True)
+    out = mixer(x, grid, prefix)
+    q, k, v = rearrange(mixer.qkv(x), "b l (s h d) -> s b h l d", s=3, h=3).unbind(0)
+    ref = mixer.proj(rearrange(mixer.attend(q, k, v, grid, prefix), "b h l d -> b l (h d)"))
+    assert torch.equal(out, ref)
+    grad = torch.randn_like(out)
+    assert torch.equal(torch.autograd.grad(out, x, grad)[0], torch.autograd.grad(ref, x, grad)[0])
 
 
 @pytest.mark.parametrize("name", sorted(PET_OPTIONS))

@@ -1,0 +1,194 @@
+"""``ticl efficiency``: geometry, registry-driven cases, CPU peak memory, what a train step trains, FLOPs, the
+files it writes and its option errors. Tiny models (``ast_custom``: 32-d, one block, 2 heads), 1-2 repeats."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from audio_ticl.benchmark import cli
+from audio_ticl.benchmark.efficiency import command
+from audio_ticl.benchmark.efficiency.cases import CaseSpec, Setup, build_case
+from audio_ticl.benchmark.efficiency.geometry import from_frames, from_tokens, geometries
+from audio_ticl.benchmark.efficiency.measure import COLUMNS
+from audio_ticl.benchmark.efficiency.memory import cpu_peak_bytes, peak_live_bytes
+from audio_ticl.benchmark.efficiency.timing import Timing
+from audio_ticl.benchmark.errors import OptionError
+from audio_ticl.models import MIXERS
+from audio_ticl.models.mixers import GlobalSelfAttention
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = {"embed_dim": 32, "depth": 1, "num_heads": 2}
+MB = 2**20
+#: a cheap geometry: 32 frames at stride 16 -> 8 x 2 = 16 patch tokens
+FAST = ["--sizes", "custom", "--frames", "32", "--strides", "16", "--threads", "1", "--repeats", "2",
+        "--warmup", "0"]
+
+
+def _run(tmp_path, *argv: str):
+    plan = command.plan(command.parse([*FAST, *argv]), TINY)
+    text, paths = command.execute(plan, tmp_path)
+    with open(tmp_path / "efficiency.csv") as f:
+        rows = list(csv.DictReader(f))
+    return plan, text, paths, rows
+
+
+# -------------------------------------------------------------------------------------------------- geometry
+@pytest.mark.parametrize("stride, grid", [(10, (12, 101)), (16, (8, 64))])
+def test_frames_become_the_real_patch_grid(stride, grid):
+    g = from_frames(1024, stride)
+    assert (g.grid, g.tokens, g.grid_text) == (grid, grid[0] * grid[1], f"{grid[0]}x{grid[1]}")
+
+
+@pytest.mark.parametrize("tokens, stride", [(1212, 10), (588, 10), (512, 16), (8, 16)])
+def test_tokens_become_the_shortest_input_with_exactly_that_many_patches(tokens, stride):
+    g = from_tokens(tokens, stride)
+    assert g.tokens == tokens and from_frames(g.frames, stride).grid == g.grid
+    assert g.frames == 16 or from_frames(g.frames - 1, stride).tokens < tokens  # one frame less: a column less
+
+
+def test_a_token_count_no_grid_has_is_an_error_naming_it():
+    with pytest.raises(OptionError, match=r"--tokens 500: .*stride 10\b.*multiple of 12 \(e\.g\. 492 or 504\)"):
+        from_tokens(500, 10)
+    assert [(g.frames, g.tokens) for g in geometries(None, [512], [16])] == [(1024, 512)]
+    with pytest.raises(OptionError, match="--tokens 512"):  # 512 fits stride 16 (8 rows), not stride 10 (12)
+        geometries(None, [512], [16, 10])
+
+
+# -------------------------------------------------------------------------------------------------- timing, memory
+def test_timing_reports_the_median_and_the_interquartile_range():
+    t = Timing.of([0.005, 0.001, 0.004, 0.002, 0.003])
+    assert t.median_ms == pytest.approx(3.0) and t.iqr_ms == pytest.approx(2.0)
+
+
+def test_cpu_peak_memory_sees_a_known_allocation():
+    def allocate() -> float:
+        block = torch.ones(MB)  # 4 MB of float32, alive until the return
+        return float(block[0])
+
+    peak = cpu_peak_bytes(allocate)
+    assert 4 * MB <= peak < 6 * MB
+    assert cpu_peak_bytes(lambda: None) < 1024
+
+
+def test_peak_live_bytes_follow_the_events_in_time_order():
+    # given out of order: +10 at t=1, +4 at t=2, -5 at t=3 -> live 10, 14, 9
+    assert peak_live_bytes([(3, -5), (1, 10), (2, 4)]) == 14
+    assert peak_live_bytes([(1, -8), (2, 4)]) == 0  # a free of older memory is no negative peak
+    assert peak_live_bytes([]) == 0
+
+
+# -------------------------------------------------------------------------------------------------- cases
+def _grad_reached(case) -> set[int]:
+    """ids of the parameters that received a gradient during one train step."""
+    reached: set[int] = set()
+    params = [p for m in case.modules for p in m.parameters() if p.requires_grad]
+    handles = [p.register_post_accumulate_grad_hook(lambda p: reached.add(id(p))) for p in params]
+    case.set_training(True)
+    case.train_step()
+    for h in handles:
+        h.remove()
+    return reached
+
+
+def test_full_fine_tuning_trains_every_backbone_parameter():
+    geometry = from_frames(32, 16)
+    case = build_case(CaseSpec("custom", "ast_custom", "gsa"), geometry, Setup(train=True, model_kwargs=TINY))
+    backbone, head = case.modules
+    everything = {id(p) for p in [*backbone.parameters(), *head.parameters()]}
+    assert {id(p) for p in case.trainable} == everything
+    assert _grad_reached(case) == everything
+
+
+@pytest.mark.parametrize("pet", ["lora", "convpass"])
+def test_a_pet_method_trains_its_modules_and_the_head_only(pet):
+    geometry = from_frames(32, 16)
+    case = build_case(CaseSpec("custom", "ast_custom", "fta", pet), geometry, Setup(train=True, model_kwargs=TINY))
+    backbone, head = case.modules
+    pet_params = {id(p) for n, p in backbone.named_parameters() if f"pet_{pet}" in n}
+    frozen = {id(p) for n, p in backbone.named_parameters() if f"pet_{pet}" not in n}
+    assert pet_params and frozen
+    expected = pet_params | {id(p) for p in head.parameters()}
+    assert {id(p) for p in case.trainable} == expected
+    reached = _grad_reached(case)
+    assert reached == expected and not reached & frozen
+
+
+def test_materialized_attention_counts_the_flops_of_sdpa():
+    """Both count the two (L x L x hd) matrix products, 4 B H L^2 hd; neither counts the softmax or the scaling."""
+    geometry = from_frames(64, 16)  # 8 x 4 grid + CLS: L = 33
+    setup = Setup(scope="op", model_kwargs=TINY)
+    flops = {m: build_case(CaseSpec("custom", "ast_custom", m), geometry, setup).flops()
+             for m in ("gsa", "gsa_materialized")}
+    assert flops["gsa"] == flops["gsa_materialized"] == 4 * 2 * 2 * 33 * 33 * 16
+    encoder = {m: build_case(CaseSpec("custom", "ast_custom", m), geometry, Setup(model_kwargs=TINY)).flops()
+               for m in ("gsa", "gsa_materialized")}
+    assert encoder["gsa"] == encoder["gsa_materialized"] > flops["gsa"]
+
+
+# -------------------------------------------------------------------------------------------------- the run
+def test_a_newly_registered_mixer_is_measured_without_touching_the_command(tmp_path, monkeypatch):
+    class Throwaway(GlobalSelfAttention):
+        """A test-only mixer."""
+
+    monkeypatch.setitem(MIXERS, "throwaway", Throwaway)
+    plan, text, _, rows = _run(tmp_path)  # no --mixers: every registered one
+    assert [s.mixer for s in plan.specs] == list(MIXERS)
+    assert [r["mixer"] for r in rows] == list(MIXERS)
+    assert "| throwaway " in text
+
+
+def test_files_table_and_ratios(tmp_path):
+    plan, text, paths, rows = _run(tmp_path, "--mixers", "gsa,gsa-materialized", "--pet", "none,lora", "--train",
+                                   "--frames", "32,48")
+    assert list(rows[0]) == COLUMNS
+    assert COLUMNS[:12] == ["device", "dtype", "threads", "scope", "size", "mixer", "pet", "frames", "stride",
+                            "grid", "tokens", "batch"]
+    assert len(rows) == 2 * 2 * 2  # geometries x mixers x pets
+    assert {(r["frames"], r["grid"], r["tokens"]) for r in rows} == {("32", "8x2", "16"), ("48", "8x3", "24")}
+    for r in rows:
+        assert float(r["fwd_ms"]) > 0 and float(r["train_ms"]) > 0 and float(r["gflops"]) > 0
+        assert float(r["tokens_per_s"]) == pytest.approx(2 * int(r["tokens"]) / (float(r["fwd_ms"]) / 1e3))
+        assert float(r["peak_mb"]) > 0 and r["memory_method"] == "cpu_profiler_live_bytes"
+    header = text.splitlines()[0]
+    for column in ("frames", "grid", "tokens", "fwd: x faster than gsa", "fwd: x faster than none",
+                   "x less memory than gsa"):
+        assert f" {column} " in header
+    assert "| 8x3 " in text and "peak live bytes of torch's CPU allocator" in text
+    names = {p.name for p in paths}
+    assert {"efficiency.csv", "efficiency.md", "time_vs_tokens.png", "time_vs_tokens.pdf",
+            "memory_vs_tokens.png", "memory_vs_tokens.pdf"} <= names
+    assert all((tmp_path / n).stat().st_size > 0 for n in names)
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically: no temp file left
+
+
+# -------------------------------------------------------------------------------------------------- CLI errors
+def test_an_unknown_mixer_lists_the_registered_ones(capsys):
+    assert cli.main(["efficiency", "--mixers", "gsa,mamba"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ticl: error: --mixers: unknown 'mamba'") and err.count("\n") == 1
+    assert all(name in err for name in MIXERS)
+
+
+def test_a_bad_token_count_is_a_one_line_error(capsys):
+    assert cli.main(["efficiency", "--tokens", "500"]) == 2
+    assert "--tokens 500" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--frames", "128", "--tokens", "144"], "not allowed with argument"),
+    (["--batch", "0"], "--batch expects a positive integer, got '0'"),
+    (["--batch", "-2"], "--batch expects a positive integer"),
+    (["--frames", "128,0"], "--frames expects comma-separated positive integers"),
+])
+def test_option_errors_exit_2_naming_the_option(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["efficiency", *argv])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_op_scope_refuses_pet_methods():
+    with pytest.raises(OptionError, match="--pet lora: --scope op"):
+        command.plan(command.parse(["--scope", "op", "--pet", "none,lora"]))
