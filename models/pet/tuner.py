@@ -92,6 +92,17 @@ class TaskModules(nn.Module):
         return f"placement={self.placement!r}"
 
 
+def _running_module(target: nn.Module, slot_name: str) -> tuple[nn.Module, str, ForwardContext] | None:
+    """(the running task's module in ``target``'s slot, the slot's placement, the context), or None: outside a
+    backbone forward, with no task, or when the task has no module on this target."""
+    ctx = current_context()
+    if ctx is None or ctx.task_id is None:
+        return None
+    slot = getattr(target, slot_name, None)
+    module = slot.get(ctx.task_id) if isinstance(slot, TaskModules) else None
+    return None if module is None else (module, slot.placement, ctx)
+
+
 class _JoinHook:
     """Forward hook of a target: runs the current task's module of the target's ``slot`` child, if any.
 
@@ -103,15 +114,12 @@ class _JoinHook:
         self.slot = slot
 
     def __call__(self, target: nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
-        ctx = current_context()
-        if ctx is None or ctx.task_id is None:
+        found = _running_module(target, self.slot)
+        if found is None:
             return None
-        slot = getattr(target, self.slot, None)
-        module = slot.get(ctx.task_id) if isinstance(slot, TaskModules) else None
-        if module is None:
-            return None
+        module, placement, ctx = found
         x = args[0] if args else next(iter(kwargs.values()))
-        return PLACEMENTS[slot.placement](module, x, output, ctx)
+        return PLACEMENTS[placement](module, x, output, ctx)
 
 
 class _PromptEnterHook:
@@ -121,14 +129,8 @@ class _PromptEnterHook:
         self.slot = slot
 
     def __call__(self, target: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-        ctx = current_context()
-        if ctx is None or ctx.task_id is None:
-            return None
-        slot = getattr(target, self.slot, None)
-        module = slot.get(ctx.task_id) if isinstance(slot, TaskModules) else None
-        if module is None:
-            return None
-        return module.enter(args, kwargs, ctx)
+        found = _running_module(target, self.slot)
+        return None if found is None else found[0].enter(args, kwargs, found[2])
 
 
 def _named_modules(root: nn.Module, prefix: str = "") -> Iterator[tuple[str, nn.Module]]:
