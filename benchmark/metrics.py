@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import resource
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,14 +206,20 @@ def frozen(*modules: torch.nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
+def forward_flops(call: Callable[[], object], *modules: torch.nn.Module) -> int:
+    """FLOPs of ``call()``, a forward through ``modules``, by the one counting convention (``flop_counter``)."""
+    with torch.no_grad(), frozen(*modules), flop_counter() as counter:
+        call()
+    return int(counter.get_total_flops())
+
+
 def count_flops(model: torch.nn.Module, x: torch.Tensor, task_labels: torch.Tensor) -> int:
     """FLOPs of one forward pass, counted by torch's FlopCounterMode (a multiply-add counts as 2)."""
     was_training = model.training
     model.eval()
-    with torch.no_grad(), frozen(model), flop_counter() as counter:
-        model(x, task_labels)
+    flops = forward_flops(lambda: model(x, task_labels), model)
     model.train(was_training)
-    return int(counter.get_total_flops())
+    return flops
 
 
 class PeakMemory:

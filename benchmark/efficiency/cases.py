@@ -18,7 +18,7 @@ from torch import nn
 
 from audio_ticl.benchmark.efficiency.choices import NO_PET
 from audio_ticl.benchmark.efficiency.geometry import N_MELS, Geometry
-from audio_ticl.benchmark.metrics import flop_counter, frozen
+from audio_ticl.benchmark.metrics import forward_flops
 from audio_ticl.models import create_model, create_pet
 
 SCOPES = ("op", "encoder")
@@ -77,9 +77,7 @@ class Case:
     def flops(self) -> int:
         """FLOPs of one forward, by the convention of ``benchmark.metrics`` (a multiply-add counts 2)."""
         self.set_training(False)
-        with frozen(*self.modules), flop_counter() as counter:
-            self.forward()
-        return int(counter.get_total_flops())
+        return forward_flops(self.forward, *self.modules)
 
 
 def _backbone(spec: CaseSpec, geometry: Geometry, setup: Setup, **extra: Any) -> nn.Module:

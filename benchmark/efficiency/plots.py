@@ -9,8 +9,7 @@ from pathlib import Path
 import matplotlib.ticker
 import pandas as pd
 
-from audio_ticl.benchmark.report.plots import FORMATS, method_styles, plt
-from audio_ticl.benchmark.results import save_figure
+from audio_ticl.benchmark.report.plots import method_styles, plt, save_both
 
 #: figure stem -> its panels: (column, title, y label)
 FIGURES = {
@@ -75,10 +74,6 @@ def plot(df: pd.DataFrame, out: Path) -> list[Path]:
     paths = []
     for stem, panels in FIGURES.items():
         fig = _figure(df, panels, stem.replace("_", " "))
-        if fig is None:
-            continue
-        try:
-            paths += [save_figure(Path(out) / f"{stem}.{ext}", fig) for ext in FORMATS]
-        finally:
-            plt.close(fig)
+        if fig is not None:
+            paths += save_both(fig, out, stem)
     return paths

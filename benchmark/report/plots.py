@@ -77,7 +77,8 @@ def method_styles(labels: Sequence[str]) -> dict[str, dict]:
     return {label: next(cycle) for label in labels}
 
 
-def _save_both(fig, out_dir: Path, stem: str) -> list[Path]:
+def save_both(fig, out_dir: Path, stem: str) -> list[Path]:
+    """``fig`` as ``<stem>.png`` and ``<stem>.pdf`` in ``out_dir`` (atomically), then closed."""
     try:
         return [save_figure(Path(out_dir) / f"{stem}.{ext}", fig) for ext in FORMATS]
     finally:
@@ -170,7 +171,7 @@ def plot_curves(runs: Sequence[MethodRun], out_dir: Path) -> list[Path]:
     right.legend(handles, [f"task {j}" for j in range(T)], loc="outside lower center", ncols=min(T, 8), fontsize=8,
                  frameon=False)
     right.suptitle(f"Each task's accuracy from its own training on{_seeds_note(R)}", fontsize=10)
-    return _save_both(fig, out_dir, "curves")
+    return save_both(fig, out_dir, "curves")
 
 
 def plot_matrices(runs: Sequence[MethodRun], out_dir: Path) -> list[Path]:
@@ -226,7 +227,7 @@ def plot_matrices(runs: Sequence[MethodRun], out_dir: Path) -> list[Path]:
         once = "; rows before the last of a method trained once at the end"
     fig.suptitle(f"Accuracy matrix R[i][j] (%){_seeds_note(R)}; grey: task not trained yet (chance level){once}",
                  fontsize=10)
-    return _save_both(fig, out_dir, "matrix")
+    return save_both(fig, out_dir, "matrix")
 
 
 #: where a point's label may go, tried in this order: (dx, dy) in points, horizontal and vertical alignment
@@ -307,7 +308,7 @@ def plot_pet(runs: Sequence[MethodRun], out_dir: Path) -> list[Path]:
     ax.set_title(f"Accuracy against trainable parameters{spread}", fontsize=10)
     ax.set_ylim(*ax.get_ylim())  # fix the limits before the labels are measured
     _place_labels(ax, spots)
-    return _save_both(fig, out_dir, "pet")
+    return save_both(fig, out_dir, "pet")
 
 
 def plot_runs(run_dirs: Sequence[Path], out_dir: Path, kind: str = "all") -> list[Path]:
