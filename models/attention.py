@@ -38,6 +38,7 @@ from torch.autograd.function import once_differentiable
 
 from audio_ticl.models.cpu_flash import FLASH_DTYPES, cpu_flash_available, flash_backward, flash_forward
 from audio_ticl.models.errors import ModelError
+from audio_ticl.models.fta_kernel import FTAKernel, fta_kernel, fta_kernel_error
 
 __all__ = [
     "global_attention",
@@ -50,7 +51,7 @@ __all__ = [
     "cpu_flash_available",
 ]
 
-FTAImpl = Literal["auto", "flash", "einsum"]
+FTAImpl = Literal["auto", "kernel", "flash", "einsum"]
 
 _DIAG_MASKS: dict[tuple[int, torch.dtype, torch.device], torch.Tensor] = {}
 
@@ -139,15 +140,45 @@ def _fta_forward(
     num_prefix: int,
     scale: float,
     need_lse: bool = True,
+    kernel: FTAKernel | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """Fused FTA forward. q, k, v: (Z, L, hd), Z = B*H; writes (B, H, L, hd) ``out`` (any strides).
+    """Fused FTA forward. q, k, v: (Z, L, hd), Z = B*H; writes (B, H, L, hd) ``out`` (unit last stride).
 
-    Returns what the backward needs: the joint log-sum-exp of the patch queries (Z, F, T; None unless
-    ``need_lse``) and the prefix-query probabilities (Z, P, L).
+    The patch queries go through ``kernel`` (this package's fused kernel, q, k, v contiguous) or, when it is None,
+    ATen's CPU flash attention. Returns what the backward needs: the joint log-sum-exp of the patch queries
+    ((Z, N) from the kernel, (Z, F, T) from the flash path; None unless ``need_lse``) and the prefix-query
+    probabilities (Z, P, L).
     """
     batch, heads = out.shape[0], out.shape[1]
     p = num_prefix
-    q_pre, q_grid = _split(q, p, n_freq, n_time)
+    if kernel is not None:
+        lse = kernel.forward(q, k, v, out, n_freq, n_time, p, scale)
+    else:
+        lse = _flash_patch_forward(q, k, v, out, n_freq, n_time, p, scale, need_lse)
+
+    # prefix queries: plain softmax over all L keys (P x L, negligible)
+    a_pre = None
+    if p > 0:
+        a_pre = torch.softmax(torch.baddbmm(q.new_empty(()), q[:, :p], k.transpose(1, 2), beta=0.0, alpha=scale), -1)
+        out[:, :, :p] = rearrange(torch.bmm(a_pre, v), "(b h) p d -> b h p d", b=batch, h=heads)
+    return lse, a_pre
+
+
+def _flash_patch_forward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out: torch.Tensor,
+    n_freq: int,
+    n_time: int,
+    num_prefix: int,
+    scale: float,
+    need_lse: bool,
+) -> torch.Tensor | None:
+    """The patch queries through ATen's CPU flash attention: row and column calls merged by log-sum-exp."""
+    batch, heads = out.shape[0], out.shape[1]
+    p = num_prefix
+    _, q_grid = _split(q, p, n_freq, n_time)
     k_pre, k_grid = _split(k, p, n_freq, n_time)
     v_pre, v_grid = _split(v, p, n_freq, n_time)
     out_grid = rearrange(out[:, :, p:], "b h (f t) d -> b h f t d", f=n_freq)  # view
@@ -185,13 +216,7 @@ def _fta_forward(
         out_grid.addcmul_(weight[..., -1:], per_head(v_pre).unsqueeze(2))
     elif p > 1:
         out_grid.add_(torch.matmul(weight[..., -p:].to(v_pre.dtype), per_head(v_pre).unsqueeze(2)))
-
-    # prefix queries: plain softmax over all L keys (P x L, negligible)
-    a_pre = None
-    if p > 0:
-        a_pre = torch.softmax(torch.baddbmm(q.new_empty(()), q_pre, k.transpose(1, 2), beta=0.0, alpha=scale), -1)
-        out[:, :, :p] = per_head(torch.bmm(a_pre, v))  # z p l -> b h p d
-    return lse, a_pre
+    return lse
 
 
 def _fta_backward(
@@ -207,16 +232,56 @@ def _fta_backward(
     n_time: int,
     num_prefix: int,
     scale: float,
+    kernel: FTAKernel | None = None,
 ) -> None:
-    """Fused FTA backward; q, k, v, out, dout: (Z, L, hd). Writes every element of ``grads`` (3, Z, L, hd)."""
+    """Fused FTA backward; q, k, v, out, dout: (Z, L, hd) (contiguous for ``kernel``). Writes every element of
+    ``grads`` (3, Z, L, hd), contiguous: the patch queries' part through ``kernel`` or ATen's flash backward, then
+    the prefix queries' part."""
     p = num_prefix
-    q_pre, q_grid = _split(q, p, n_freq, n_time)
+    dq, dk, dv = grads.unbind(0)
+    if kernel is not None:
+        dsp, pp = kernel.backward(dout, q, k, v, out, lse, dq, dk, dv, n_freq, n_time, p, scale)
+        if p > 0:  # prefix keys seen by the patch queries: dK = scale dS^T Q, dV = P^T dO
+            dk[:, :p].copy_(torch.bmm(dsp, q[:, p:])).mul_(scale)
+            dv[:, :p].copy_(torch.bmm(pp, dout[:, p:]))
+    else:
+        _flash_patch_backward(dout, q, k, v, out, lse, grads, n_freq, n_time, p, scale)
+    if p == 0:
+        return
+
+    # prefix queries: plain softmax attention over all keys
+    assert a_pre is not None
+    q_pre, d_pre = q[:, :p], dout[:, :p]
+    da = torch.bmm(d_pre, v.transpose(1, 2))  # z p l
+    ds = da.sub_((da * a_pre).sum(-1, keepdim=True)).mul_(a_pre)
+    dq[:, :p].copy_(torch.bmm(ds, k)).mul_(scale)
+    dk.baddbmm_(ds.transpose(1, 2), q_pre, alpha=scale)
+    dv.baddbmm_(a_pre.transpose(1, 2), d_pre)
+
+
+def _flash_patch_backward(
+    dout: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out: torch.Tensor,
+    lse: torch.Tensor,
+    grads: torch.Tensor,
+    n_freq: int,
+    n_time: int,
+    num_prefix: int,
+    scale: float,
+) -> None:
+    """The patch queries' gradients through ATen's CPU flash backward: all patch rows of ``grads`` and the prefix
+    rows of dK and dV (the prefix queries' part is added by the caller)."""
+    p = num_prefix
+    _, q_grid = _split(q, p, n_freq, n_time)
     k_pre, k_grid = _split(k, p, n_freq, n_time)
     v_pre, v_grid = _split(v, p, n_freq, n_time)
     _, o_grid = _split(out, p, n_freq, n_time)
-    d_pre, d_grid = _split(dout, p, n_freq, n_time)
+    _, d_grid = _split(dout, p, n_freq, n_time)
     dq, dk, dv = grads.unbind(0)
-    dq_pre, dq_grid = _split(dq, p, n_freq, n_time)
+    _, dq_grid = _split(dq, p, n_freq, n_time)
     dk_pre, dk_grid = _split(dk, p, n_freq, n_time)
     dv_pre, dv_grid = _split(dv, p, n_freq, n_time)
 
@@ -251,28 +316,33 @@ def _fta_backward(
     dk_pre.copy_(torch.bmm(ds.transpose(1, 2), q_flat)).mul_(scale)
     dq[:, p:].baddbmm_(ds, k_pre, alpha=scale)
 
-    # prefix queries: plain softmax attention over all keys
-    assert a_pre is not None
-    da = torch.bmm(d_pre, v.transpose(1, 2))  # z p l
-    ds = da.sub_((da * a_pre).sum(-1, keepdim=True)).mul_(a_pre)
-    dq_pre.copy_(torch.bmm(ds, k)).mul_(scale)
-    dk.baddbmm_(ds.transpose(1, 2), q_pre, alpha=scale)
-    dv.baddbmm_(a_pre.transpose(1, 2), d_pre)
-
 
 class _FTAFunction(torch.autograd.Function):
-    """FTA on separate (B, H, L, hd) q, k, v -> (B, H, L, hd)."""
+    """FTA on separate (B, H, L, hd) q, k, v -> (B, H, L, hd); ``kernel`` None takes ATen's flash path."""
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_freq: int, n_time: int, num_prefix: int, scale: float
+        ctx,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        n_freq: int,
+        n_time: int,
+        num_prefix: int,
+        scale: float,
+        kernel: FTAKernel | None = None,
     ) -> torch.Tensor:
         batch, heads, length, hd = q.shape
         q3, k3, v3 = (rearrange(x, "b h l d -> (b h) l d") for x in (q, k, v))
+        if kernel is not None:
+            q3, k3, v3 = q3.contiguous(), k3.contiguous(), v3.contiguous()
         out = q.new_empty(batch, heads, length, hd)
-        lse, a_pre = _fta_forward(q3, k3, v3, out, n_freq, n_time, num_prefix, scale, any(ctx.needs_input_grad))
+        lse, a_pre = _fta_forward(
+            q3, k3, v3, out, n_freq, n_time, num_prefix, scale, any(ctx.needs_input_grad), kernel
+        )
         ctx.save_for_backward(q3, k3, v3, out, lse, a_pre)
         ctx.dims = (n_freq, n_time, num_prefix, scale)
+        ctx.kernel = kernel
         return out
 
     @staticmethod
@@ -283,10 +353,10 @@ class _FTAFunction(torch.autograd.Function):
         grads = q3.new_empty(3, *q3.shape)
         _fta_backward(
             rearrange(dout, "b h l d -> (b h) l d").contiguous(), q3, k3, v3, rearrange(out, "b h l d -> (b h) l d"),
-            lse, a_pre, grads, n_freq, n_time, num_prefix, scale,
+            lse, a_pre, grads, n_freq, n_time, num_prefix, scale, ctx.kernel,
         )
         dq, dk, dv = (rearrange(g, "(b h) l d -> b h l d", b=out.shape[0]) for g in grads)
-        return dq, dk, dv, None, None, None, None
+        return dq, dk, dv, None, None, None, None, None
 
 
 class _FTAPackedFunction(torch.autograd.Function):
@@ -298,17 +368,25 @@ class _FTAPackedFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx, qkv: torch.Tensor, num_heads: int, n_freq: int, n_time: int, num_prefix: int, scale: float
+        ctx,
+        qkv: torch.Tensor,
+        num_heads: int,
+        n_freq: int,
+        n_time: int,
+        num_prefix: int,
+        scale: float,
+        kernel: FTAKernel | None = None,
     ) -> torch.Tensor:
         batch, length, _ = qkv.shape
         q3, k3, v3 = rearrange(qkv, "b l (s h d) -> s (b h) l d", s=3, h=num_heads).contiguous()
         hd = q3.shape[-1]
         out = qkv.new_empty(batch, length, num_heads, hd)  # b l h d memory, written through a b h l d view
         lse, a_pre = _fta_forward(
-            q3, k3, v3, out.transpose(1, 2), n_freq, n_time, num_prefix, scale, ctx.needs_input_grad[0]
+            q3, k3, v3, out.transpose(1, 2), n_freq, n_time, num_prefix, scale, ctx.needs_input_grad[0], kernel
         )
         ctx.save_for_backward(q3, k3, v3, out, lse, a_pre)
         ctx.dims = (num_heads, n_freq, n_time, num_prefix, scale)
+        ctx.kernel = kernel
         return rearrange(out, "b l h d -> b l (h d)")
 
     @staticmethod
@@ -320,9 +398,9 @@ class _FTAPackedFunction(torch.autograd.Function):
         dout = rearrange(dout, "b l (h d) -> (b h) l d", h=num_heads).contiguous()
         out = rearrange(out, "b l h d -> (b h) l d").contiguous()
         grads = q3.new_empty(3, *q3.shape)
-        _fta_backward(dout, q3, k3, v3, out, lse, a_pre, grads, n_freq, n_time, num_prefix, scale)
+        _fta_backward(dout, q3, k3, v3, out, lse, a_pre, grads, n_freq, n_time, num_prefix, scale, ctx.kernel)
         dqkv = rearrange(grads, "s (b h) l d -> b l (s h d)", h=num_heads)
-        return dqkv, None, None, None, None, None
+        return dqkv, None, None, None, None, None, None
 
 
 # ----------------------------------------------------------------------------------------------- portable path
@@ -353,18 +431,32 @@ def _fta_einsum(
     return torch.cat([o_pre, o_grid], dim=2)
 
 
-def _use_flash(x: torch.Tensor, impl: FTAImpl) -> bool:
-    if impl not in ("auto", "flash", "einsum"):
-        raise ModelError(f"FTA impl must be 'auto', 'flash' or 'einsum', got {impl!r}")
+def _fused_backend(x: torch.Tensor, impl: FTAImpl, head_dim: int) -> tuple[bool, FTAKernel | None]:
+    """(use a fused CPU path, the kernel to use or None for ATen's flash ops) for ``impl`` on tensors like ``x``."""
+    if impl not in ("auto", "kernel", "flash", "einsum"):
+        raise ModelError(f"FTA impl must be 'auto', 'kernel', 'flash' or 'einsum', got {impl!r}")
     if impl == "einsum":
-        return False
-    supported = x.device.type == "cpu" and x.dtype in FLASH_DTYPES and cpu_flash_available(x.dtype)
+        return False, None
+    on_cpu = x.device.type == "cpu"
+    if impl in ("auto", "kernel"):
+        kernel = fta_kernel() if on_cpu and x.dtype == torch.float32 else None
+        if kernel is not None and kernel.supports(head_dim):
+            return True, kernel
+        if impl == "kernel":
+            if not (on_cpu and x.dtype == torch.float32):
+                why = f"it runs on CPU float32 tensors, got {x.device} {x.dtype}"
+            elif kernel is None:
+                why = f"it could not be used here ({fta_kernel_error()})"
+            else:
+                why = f"the head dimension must be a multiple of {kernel.vector_width}, got {head_dim}"
+            raise ModelError(f"FTA impl 'kernel' needs this package's fused CPU kernel: {why}")
+    supported = on_cpu and x.dtype in FLASH_DTYPES and cpu_flash_available(x.dtype)
     if impl == "flash" and not supported:
         raise ModelError(
             f"FTA impl 'flash' needs torch's CPU flash-attention ops (working in this torch) and a CPU float tensor, "
             f"got {x.device} {x.dtype}"
         )
-    return impl == "flash" or (impl == "auto" and supported)
+    return supported, None
 
 
 def frequency_time_attention(
@@ -379,8 +471,9 @@ def frequency_time_attention(
     """Frequency-Time Attention: (B, H, P+N, hd) q, k, v -> (B, H, P+N, hd). See the module docstring."""
     n_freq, n_time = _check_grid(q.shape[2], grid, num_prefix)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    if _use_flash(q, impl):
-        return _FTAFunction.apply(q, k, v, n_freq, n_time, num_prefix, scale)
+    fused, kernel = _fused_backend(q, impl, q.shape[-1])
+    if fused:
+        return _FTAFunction.apply(q, k, v, n_freq, n_time, num_prefix, scale, kernel)
     return _fta_einsum(q, k, v, n_freq, n_time, num_prefix, scale)
 
 
@@ -397,8 +490,9 @@ def frequency_time_attention_packed(
     n_freq, n_time = _check_grid(length, grid, num_prefix)
     head_dim = three_dim // (3 * num_heads)
     scale = head_dim**-0.5 if scale is None else scale
-    if _use_flash(qkv, impl):
-        return _FTAPackedFunction.apply(qkv, num_heads, n_freq, n_time, num_prefix, scale)
+    fused, kernel = _fused_backend(qkv, impl, head_dim)
+    if fused:
+        return _FTAPackedFunction.apply(qkv, num_heads, n_freq, n_time, num_prefix, scale, kernel)
     q, k, v = rearrange(qkv, "b l (s h d) -> s b h l d", s=3, h=num_heads).unbind(0)
     out = _fta_einsum(q, k, v, n_freq, n_time, num_prefix, scale)
     return rearrange(out, "b h l d -> b l (h d)")
