@@ -8,23 +8,25 @@ Frequency-Time Attention (FTA, AI-CL): a patch query at (f, t) attends to the pa
 (same f, every t), of its time column t (same t, every f) and to all prefix keys, with ONE softmax over that union;
 the query's own key lies in its row and its column and is counted once. Prefix queries attend to every key.
 
-How it is computed, exactly and without ever building an N x N map (cost O(N (F' + T' + P))):
+How it is computed, exactly and without ever building an N x N map (cost O(N (F' + T' + P))), three ways:
 
-* the row branch is one fused ``flash attention`` call over the (B*H*F') rows, each a T' x T' problem;
-* the column branch is one fused call over strided (transposed) views of the same tensors, each an F' x F'
-  problem with the diagonal masked to -inf (so the self key is only counted by the row branch);
-* the prefix keys seen by patch queries are a tiny (N x P) product;
-* the three partial softmaxes are merged with their log-sum-exps into the joint softmax.
+* ``impl="kernel"``: this package's fused CPU kernel (``models/fta_cpu_kernel.cpp``, float32, built once per machine
+  by ``models.fta_kernel``). One task per (head, frequency row) scores the row's T' queries against their row, their
+  columns and the prefix keys, takes ONE softmax over the union in a per-thread buffer, and writes the output and the
+  joint log-sum-exp. Its backward rebuilds the probabilities from that log-sum-exp (FlashAttention's recipe).
+* ``impl="flash"``: ATen's CPU flash attention, twice: the row branch is one call over the (B*H*F') rows, each a
+  T' x T' problem; the column branch one call over strided (transposed) views, each an F' x F' problem with the
+  diagonal masked to -inf (the self key is counted by the row branch); the prefix keys a tiny (N x P) product; the
+  three partial softmaxes merged by their log-sum-exps. The backward calls each branch's flash backward with the
+  JOINT output and log-sum-exp, so the per-branch gradients add up to the exact joint gradient (the split-KV trick).
+  Those ops are private (``_scaled_dot_product_flash_attention_for_cpu`` and its backward): ``models.cpu_flash``
+  probes them once per dtype.
+* ``impl="einsum"``: plain autograd, row, column and prefix scores with one joint softmax; any device. It is the
+  second reference the tests compare.
 
-The backward pass calls the fused flash backward of each branch with the JOINT output and log-sum-exp: the
-probabilities it rebuilds, exp(s - lse_joint), are then the joint ones, so the per-branch gradients add up to the
-exact gradient of the joint softmax (the split-KV trick of FlashAttention). Nothing N x N is stored either.
-
-The fused kernels are ATen's CPU flash attention (``_scaled_dot_product_flash_attention_for_cpu`` and its
-backward), private ops whose presence and signature torch does not promise: ``models.cpu_flash`` probes them once
-per dtype and caches the answer, and ``impl="auto"`` takes the fused path only where the probe passed. On other
-devices, or where the probe fails for any reason, ``impl="einsum"`` (plain autograd: row, column and prefix
-scores with one joint softmax) is used; it is also the second reference the tests compare.
+``impl="auto"`` takes the kernel for CPU float32 where it was built and passed its probe, else the flash path for CPU
+float32/float64/bfloat16 where its probe passed, else einsum. The dense -inf-masked SDPA
+(:func:`fta_dense_reference`) is the ground truth every path is tested against.
 """
 from __future__ import annotations
 
@@ -431,7 +433,7 @@ def _fta_einsum(
     return torch.cat([o_pre, o_grid], dim=2)
 
 
-def _fused_backend(x: torch.Tensor, impl: FTAImpl, head_dim: int) -> tuple[bool, FTAKernel | None]:
+def _fused_backend(x: torch.Tensor, impl: FTAImpl) -> tuple[bool, FTAKernel | None]:
     """(use a fused CPU path, the kernel to use or None for ATen's flash ops) for ``impl`` on tensors like ``x``."""
     if impl not in ("auto", "kernel", "flash", "einsum"):
         raise ModelError(f"FTA impl must be 'auto', 'kernel', 'flash' or 'einsum', got {impl!r}")
@@ -440,15 +442,13 @@ def _fused_backend(x: torch.Tensor, impl: FTAImpl, head_dim: int) -> tuple[bool,
     on_cpu = x.device.type == "cpu"
     if impl in ("auto", "kernel"):
         kernel = fta_kernel() if on_cpu and x.dtype == torch.float32 else None
-        if kernel is not None and kernel.supports(head_dim):
+        if kernel is not None:
             return True, kernel
         if impl == "kernel":
-            if not (on_cpu and x.dtype == torch.float32):
-                why = f"it runs on CPU float32 tensors, got {x.device} {x.dtype}"
-            elif kernel is None:
-                why = f"it could not be used here ({fta_kernel_error()})"
-            else:
-                why = f"the head dimension must be a multiple of {kernel.vector_width}, got {head_dim}"
+            runs_here = on_cpu and x.dtype == torch.float32
+            why = f"it could not be used here ({fta_kernel_error()})" if runs_here else (
+                f"it runs on CPU float32 tensors, got {x.device} {x.dtype}"
+            )
             raise ModelError(f"FTA impl 'kernel' needs this package's fused CPU kernel: {why}")
     supported = on_cpu and x.dtype in FLASH_DTYPES and cpu_flash_available(x.dtype)
     if impl == "flash" and not supported:
@@ -471,7 +471,7 @@ def frequency_time_attention(
     """Frequency-Time Attention: (B, H, P+N, hd) q, k, v -> (B, H, P+N, hd). See the module docstring."""
     n_freq, n_time = _check_grid(q.shape[2], grid, num_prefix)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    fused, kernel = _fused_backend(q, impl, q.shape[-1])
+    fused, kernel = _fused_backend(q, impl)
     if fused:
         return _FTAFunction.apply(q, k, v, n_freq, n_time, num_prefix, scale, kernel)
     return _fta_einsum(q, k, v, n_freq, n_time, num_prefix, scale)
@@ -490,7 +490,7 @@ def frequency_time_attention_packed(
     n_freq, n_time = _check_grid(length, grid, num_prefix)
     head_dim = three_dim // (3 * num_heads)
     scale = head_dim**-0.5 if scale is None else scale
-    fused, kernel = _fused_backend(qkv, impl, head_dim)
+    fused, kernel = _fused_backend(qkv, impl)
     if fused:
         return _FTAPackedFunction.apply(qkv, num_heads, n_freq, n_time, num_prefix, scale, kernel)
     q, k, v = rearrange(qkv, "b l (s h d) -> s b h l d", s=3, h=num_heads).unbind(0)

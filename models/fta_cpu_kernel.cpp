@@ -29,32 +29,53 @@
 namespace {
 
 #if defined(__AVX512F__)
-constexpr int W = 16;
+constexpr int W_MAX = 16;
 #else
-constexpr int W = 8;
+constexpr int W_MAX = 8;
 #endif
-typedef float vf __attribute__((vector_size(W * 4)));
-typedef float vfu __attribute__((vector_size(W * 4), aligned(4)));
-typedef int vi __attribute__((vector_size(W * 4)));
 
-inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
-inline void store(float* p, vf x) { *reinterpret_cast<vfu*>(p) = x; }
-inline vf splat(float x) { return vf{} + x; }
-inline vf vmax(vf a, vf b) { return a > b ? a : b; }
-inline float hsum(vf x) {
+// Everything below, for vectors of W floats: 16 (AVX-512) suits long rows and head dims that are multiples of 16,
+// 8 suits short rows (less padding of T') and head dims like 24.
+// (GCC ignores a vector_size that depends on a template parameter, hence one specialization per width.)
+template <int W>
+struct Vec;
+template <>
+struct Vec<16> {
+  typedef float vf __attribute__((vector_size(64)));
+  typedef float vfu __attribute__((vector_size(64), aligned(4)));
+  typedef int vi __attribute__((vector_size(64)));
+};
+template <>
+struct Vec<8> {
+  typedef float vf __attribute__((vector_size(32)));
+  typedef float vfu __attribute__((vector_size(32), aligned(4)));
+  typedef int vi __attribute__((vector_size(32)));
+};
+
+template <int W>
+struct Kernel {
+typedef typename Vec<W>::vf vf;
+typedef typename Vec<W>::vfu vfu;
+typedef typename Vec<W>::vi vi;
+
+static inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
+static inline void store(float* p, vf x) { *reinterpret_cast<vfu*>(p) = x; }
+static inline vf splat(float x) { return vf{} + x; }
+static inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+static inline float hsum(vf x) {
   float s = 0.f;
   for (int i = 0; i < W; ++i) s += x[i];
   return s;
 }
-inline float hmax(vf x) {
+static inline float hmax(vf x) {
   float m = x[0];
   for (int i = 1; i < W; ++i) m = std::max(m, x[i]);
   return m;
 }
-inline int64_t round_up(int64_t n) { return (n + W - 1) / W * W; }
+static inline int64_t round_up(int64_t n) { return (n + W - 1) / W * W; }
 
 // exp(x) for x <= 88 (softmax arguments are <= 0): Cephes expf's polynomial, relative error about 1 ulp.
-inline vf vexp(vf x) {
+static inline vf vexp(vf x) {
   const vf hi = splat(88.0f), lo = splat(-87.0f);
   x = x > hi ? hi : x;
   x = x < lo ? lo : x;  // NaN fails both tests and stays NaN
@@ -76,7 +97,7 @@ inline vf vexp(vf x) {
 
 // C[i][j] (+)= sum_k A[i*ars + k*acs] * B[k*ldb + j] for i < MR, j < NV*W: MR*NV accumulators in registers.
 template <int MR, int NV>
-void micro(int64_t K, const float* A, int64_t ars, int64_t acs, const float* B, int64_t ldb, float* C,
+static void micro(int64_t K, const float* A, int64_t ars, int64_t acs, const float* B, int64_t ldb, float* C,
            int64_t ldc, bool accumulate) {
   vf c[MR][NV];
   for (int i = 0; i < MR; ++i)
@@ -93,32 +114,53 @@ void micro(int64_t K, const float* A, int64_t ars, int64_t acs, const float* B, 
     for (int j = 0; j < NV; ++j) store(C + i * ldc + j * W, c[i][j]);
 }
 
-using MicroFn = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, bool);
-constexpr int MR_MAX = 6, NV_MAX = 4;
-const MicroFn MICRO[MR_MAX][NV_MAX] = {
-    {micro<1, 1>, micro<1, 2>, micro<1, 3>, micro<1, 4>},
-    {micro<2, 1>, micro<2, 2>, micro<2, 3>, micro<2, 4>},
-    {micro<3, 1>, micro<3, 2>, micro<3, 3>, micro<3, 4>},
-    {micro<4, 1>, micro<4, 2>, micro<4, 3>, micro<4, 4>},
-    {micro<5, 1>, micro<5, 2>, micro<5, 3>, micro<5, 4>},
-    {micro<6, 1>, micro<6, 2>, micro<6, 3>, micro<6, 4>},
-};
+static constexpr int MR_MAX = 6, NV_MAX = 4;
+static void micro_any(int mr, int nv, int64_t K, const float* A, int64_t ars, int64_t acs, const float* B,
+                      int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+  switch (mr * 8 + nv) {
+      case 9: return micro<1, 1>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 10: return micro<1, 2>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 11: return micro<1, 3>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 12: return micro<1, 4>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 17: return micro<2, 1>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 18: return micro<2, 2>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 19: return micro<2, 3>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 20: return micro<2, 4>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 25: return micro<3, 1>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 26: return micro<3, 2>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 27: return micro<3, 3>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 28: return micro<3, 4>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 33: return micro<4, 1>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 34: return micro<4, 2>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 35: return micro<4, 3>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 36: return micro<4, 4>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 41: return micro<5, 1>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 42: return micro<5, 2>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 43: return micro<5, 3>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 44: return micro<5, 4>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 49: return micro<6, 1>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 50: return micro<6, 2>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 51: return micro<6, 3>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+      case 52: return micro<6, 4>(K, A, ars, acs, B, ldb, C, ldc, accumulate);
+    default: TORCH_CHECK(false, "fta_cpu_kernel: no micro-kernel ", mr, "x", nv);
+  }
+}
 
 // C (M x N, row-major, ldc) (+)= A (M x K, element (i, k) at A[i*ars + k*acs]) times B (K x N, row-major, ldb).
 // N must be a multiple of W.
-void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t ars, int64_t acs, const float* B, int64_t ldb,
+static void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t ars, int64_t acs, const float* B, int64_t ldb,
           float* C, int64_t ldc, bool accumulate) {
   for (int64_t j0 = 0; j0 < N; j0 += NV_MAX * W) {
     const int nv = static_cast<int>(std::min<int64_t>(NV_MAX, (N - j0) / W));
     for (int64_t i0 = 0; i0 < M; i0 += MR_MAX) {
       const int mr = static_cast<int>(std::min<int64_t>(MR_MAX, M - i0));
-      MICRO[mr - 1][nv - 1](K, A + i0 * ars, ars, acs, B + j0, ldb, C + i0 * ldc + j0, ldc, accumulate);
+      micro_any(mr, nv, K, A + i0 * ars, ars, acs, B + j0, ldb, C + i0 * ldc + j0, ldc, accumulate);
     }
   }
 }
 
 // dst (d x Tp) = transpose of src rows (T x d, row stride d) times `mul`, zero in the padding columns t >= T.
-void transpose_pad(const float* src, int64_t T, int64_t d, int64_t Tp, float mul, float* dst) {
+static void transpose_pad(const float* src, int64_t T, int64_t d, int64_t Tp, float mul, float* dst) {
   for (int64_t dd = 0; dd < d; ++dd) {
     float* row = dst + dd * Tp;
     for (int64_t t = 0; t < T; ++t) row[t] = src[t * d + dd] * mul;
@@ -128,7 +170,7 @@ void transpose_pad(const float* src, int64_t T, int64_t d, int64_t Tp, float mul
 
 // out[x][tv] = sum_dd A[dd][tv] * B_x[dd][tv] for the n_out rows x (vectors along t): the column branch's dot
 // products between a row's queries and another row's keys at the same time step.
-void column_dots(const float* A, const float* B, int64_t b_stride, int64_t n_out, int64_t d, int64_t Tp,
+static void column_dots(const float* A, const float* B, int64_t b_stride, int64_t n_out, int64_t d, int64_t Tp,
                  float* out) {
   for (int64_t tv = 0; tv < Tp; tv += W) {
     int64_t x = 0;
@@ -157,7 +199,7 @@ void column_dots(const float* A, const float* B, int64_t b_stride, int64_t n_out
 }
 
 // out[j][tv] = sum_dd A[dd][tv] * vecs[j][dd] (vectors along t): scores against the P prefix keys.
-void prefix_dots(const float* A, const float* vecs, int64_t P, int64_t d, int64_t Tp, float* out) {
+static void prefix_dots(const float* A, const float* vecs, int64_t P, int64_t d, int64_t Tp, float* out) {
   for (int64_t j = 0; j < P; ++j) {
     const float* w = vecs + j * d;
     for (int64_t tv = 0; tv < Tp; tv += W) {
@@ -169,7 +211,7 @@ void prefix_dots(const float* A, const float* vecs, int64_t P, int64_t d, int64_
 }
 
 // y[0..d) += a * x[0..d)
-inline void axpy(float a, const float* x, float* y, int64_t d) {
+static inline void axpy(float a, const float* x, float* y, int64_t d) {
   const vf av = splat(a);
   for (int64_t i = 0; i < d; i += W) store(y + i, load(y + i) + av * load(x + i));
 }
@@ -179,7 +221,7 @@ struct Geometry {
   float scale;
 };
 
-Geometry check(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t F, int64_t T, int64_t P,
+static Geometry check(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t F, int64_t T, int64_t P,
                double scale) {
   for (const at::Tensor* x : {&q, &k, &v}) {
     TORCH_CHECK(x->device().is_cpu() && x->scalar_type() == at::kFloat && x->dim() == 3 && x->is_contiguous(),
@@ -192,19 +234,22 @@ Geometry check(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, in
   return g;
 }
 
-// (Z, F, d, Tp): every key (or value) row transposed, zero-padded to Tp columns.
-at::Tensor transposed_rows(const at::Tensor& x, const Geometry& g) {
-  at::Tensor out = at::empty({g.Z, g.F, g.d, g.Tp}, x.options());
-  const float* src = x.data_ptr<float>();
-  float* dst = out.data_ptr<float>();
-  at::parallel_for(0, g.Z * g.F, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t z = task / g.F, f = task % g.F;
-      transpose_pad(src + (z * g.L + g.P + f * g.T) * g.d, g.T, g.d, g.Tp, 1.f, dst + task * g.d * g.Tp);
+// One head's key (or value) rows transposed, (F, d, Tp), zero-padded: refilled only when a thread's task moves to
+// another head. Tasks are handed out in contiguous blocks, so each thread transposes each of its heads once, and
+// the memory is one head per thread, not a copy of K.
+struct HeadTransposed {
+  std::vector<float> data;
+  int64_t head = -1;
+  explicit HeadTransposed(const Geometry& g) : data(g.F * g.d * g.Tp) {}
+  const float* get(const float* x, int64_t z, const Geometry& g) {
+    if (z != head) {
+      for (int64_t f = 0; f < g.F; ++f)
+        transpose_pad(x + (z * g.L + g.P + f * g.T) * g.d, g.T, g.d, g.Tp, 1.f, data.data() + f * g.d * g.Tp);
+      head = z;
     }
-  });
-  return out;
-}
+    return data.data();
+  }
+};
 
 // Per-task scratch: every buffer of one row's computation.
 struct Scratch {
@@ -225,7 +270,7 @@ struct Scratch {
 
 // Scaled queries of row f (row-major and transposed) and their raw scores against the row's keys (s), every
 // column's keys at the same time step (sc, g = f included: the callers zero it) and the prefix keys (sp).
-void scores(const Geometry& g, const float* qz, const float* kz, const float* kt_z, int64_t f, Scratch& w) {
+static void scores(const Geometry& g, const float* qz, const float* kz, const float* kt_z, int64_t f, Scratch& w) {
   const float* qf = qz + (g.P + f * g.T) * g.d;
   for (int64_t i = 0; i < g.T * g.d; ++i) w.qs[i] = qf[i] * g.scale;
   transpose_pad(w.qs.data(), g.T, g.d, g.Tp, 1.f, w.qst.data());
@@ -234,12 +279,12 @@ void scores(const Geometry& g, const float* qz, const float* kz, const float* kt
   if (g.P > 0) prefix_dots(w.qst.data(), kz, g.P, g.d, g.Tp, w.sp.data());
 }
 
-void forward_row(const Geometry& g, const float* q, const float* k, const float* v, const float* kt, int64_t z,
+static void forward_row(const Geometry& g, const float* q, const float* k, const float* v, const float* kt_z, int64_t z,
                  int64_t f, float* out_base, const int64_t* out_strides, int64_t heads, float* lse, Scratch& w) {
   const float* qz = q + z * g.L * g.d;
   const float* kz = k + z * g.L * g.d;
   const float* vz = v + z * g.L * g.d;
-  scores(g, qz, kz, kt + z * g.F * g.d * g.Tp, f, w);
+  scores(g, qz, kz, kt_z, f, w);
   const int64_t T = g.T, Tp = g.Tp;
   const float ninf = -std::numeric_limits<float>::infinity();
 
@@ -312,13 +357,11 @@ void forward_row(const Geometry& g, const float* q, const float* k, const float*
 
 // Phase A of the backward for row f of head z: dQ of the row's queries, the row-branch parts of dK and dV, and
 // the column probabilities and dS (pc, dsc: F x Tp each) and the prefix ones (pp, dsp: (Z, P, N)) for later.
-void backward_row(const Geometry& g, const float* dout, const float* q, const float* k, const float* v,
-                  const float* out, const float* lse, const float* kt, const float* vt, int64_t z, int64_t f,
+static void backward_row(const Geometry& g, const float* dout, const float* q, const float* k, const float* v,
+                  const float* out, const float* lse, const float* kt_z, const float* vt_z, int64_t z, int64_t f,
                   float* dq, float* dk, float* dv, float* pc, float* dsc, float* pp, float* dsp, Scratch& w) {
   const int64_t T = g.T, Tp = g.Tp, d = g.d, zoff = z * g.L * d, row0 = g.P + f * T;
   const float *qz = q + zoff, *kz = k + zoff, *vz = v + zoff, *doz = dout + zoff, *oz = out + zoff;
-  const float* kt_z = kt + z * g.F * d * Tp;
-  const float* vt_z = vt + z * g.F * d * Tp;
   scores(g, qz, kz, kt_z, f, w);
   const float* d_f = doz + row0 * d;
   for (int64_t t = 0; t < Tp; ++t) {
@@ -382,7 +425,7 @@ void backward_row(const Geometry& g, const float* dout, const float* q, const fl
 }
 
 // Phase B for key row c of head z: add the column-branch parts, from every other row's queries at the same t.
-void backward_column(const Geometry& g, const float* dout, const float* q, const float* pc, const float* dsc,
+static void backward_column(const Geometry& g, const float* dout, const float* q, const float* pc, const float* dsc,
                      int64_t z, int64_t c, float* dk, float* dv) {
   const int64_t T = g.T, Tp = g.Tp, d = g.d, zoff = z * g.L * d;
   for (int64_t t = 0; t < T; ++t) {
@@ -398,29 +441,98 @@ void backward_column(const Geometry& g, const float* dout, const float* q, const
   }
 }
 
+};  // struct Kernel
+
+// x with `pad` zero columns appended to its last dim (contiguous).
+at::Tensor padded(const at::Tensor& x, int64_t pad) { return at::constant_pad_nd(x, {0, pad}, 0).contiguous(); }
+
 }  // namespace
 
-// Forward of the patch queries. out: (B, H, L, hd) with unit last stride, B*H = Z; its patch rows are written.
-// Returns the joint log-sum-exp of the patch queries, (Z, N).
-at::Tensor fta_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tensor& out, int64_t F,
-                       int64_t T, int64_t P, double scale) {
-  const Geometry g = check(q, k, v, F, T, P, scale);
+namespace {
+
+template <int W>
+at::Tensor forward_impl(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tensor& out, int64_t F,
+                        int64_t T, int64_t P, double scale) {
+  using K = Kernel<W>;
+  const typename K::Geometry g = K::check(q, k, v, F, T, P, scale);
   TORCH_CHECK(out.dim() == 4 && out.size(0) * out.size(1) == g.Z && out.size(2) == g.L && out.size(3) == g.d &&
                   out.stride(3) == 1 && out.scalar_type() == at::kFloat,
               "fta_cpu_kernel: out must be a float32 (B, H, L, hd) tensor with unit last stride");
-  at::Tensor kt = transposed_rows(k, g);
   at::Tensor lse = at::empty({g.Z, g.N}, q.options());
   const int64_t strides[3] = {out.stride(0), out.stride(1), out.stride(2)};
   const int64_t heads = out.size(1);
   const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
-  const float* ktp = kt.data_ptr<float>();
   float *op = out.data_ptr<float>(), *lp = lse.data_ptr<float>();
   at::parallel_for(0, g.Z * g.F, 1, [&](int64_t begin, int64_t end) {
-    Scratch w(g, false);
-    for (int64_t task = begin; task < end; ++task)
-      forward_row(g, qp, kp, vp, ktp, task / g.F, task % g.F, op, strides, heads, lp, w);
+    typename K::Scratch w(g, false);
+    typename K::HeadTransposed kt(g);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t z = task / g.F;
+      K::forward_row(g, qp, kp, vp, kt.get(kp, z, g), z, task % g.F, op, strides, heads, lp, w);
+    }
   });
   return lse;
+}
+
+template <int W>
+std::vector<at::Tensor> backward_impl(const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k,
+                                      const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse,
+                                      at::Tensor& dq, at::Tensor& dk, at::Tensor& dv, int64_t F, int64_t T, int64_t P,
+                                      double scale) {
+  using K = Kernel<W>;
+  const typename K::Geometry g = K::check(q, k, v, F, T, P, scale);
+  for (const at::Tensor* x : std::initializer_list<const at::Tensor*>{&dout, &out, &dq, &dk, &dv})
+    TORCH_CHECK(x->sizes() == q.sizes() && x->is_contiguous() && x->scalar_type() == at::kFloat,
+                "fta_cpu_kernel: dout, out and the gradients must be contiguous float32 like q");
+  TORCH_CHECK(lse.is_contiguous() && lse.numel() == g.Z * g.N && lse.scalar_type() == at::kFloat,
+              "fta_cpu_kernel: lse must be the (Z, N) float32 log-sum-exp of fta_forward");
+  at::Tensor pc = at::empty({g.Z, g.F, g.F, g.Tp}, q.options()), dsc = at::empty_like(pc);
+  at::Tensor pp = at::empty({g.Z, g.P, g.N}, q.options()), dsp = at::empty_like(pp);
+  const float *dop = dout.data_ptr<float>(), *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>();
+  const float *vp = v.data_ptr<float>(), *op = out.data_ptr<float>(), *lp = lse.data_ptr<float>();
+  float *dqp = dq.data_ptr<float>(), *dkp = dk.data_ptr<float>(), *dvp = dv.data_ptr<float>();
+  float *pcp = pc.data_ptr<float>(), *dscp = dsc.data_ptr<float>(), *ppp = pp.data_ptr<float>();
+  float* dspp = dsp.data_ptr<float>();
+  at::parallel_for(0, g.Z * g.F, 1, [&](int64_t begin, int64_t end) {
+    typename K::Scratch w(g, true);
+    typename K::HeadTransposed kt(g), vt(g);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t z = task / g.F;
+      K::backward_row(g, dop, qp, kp, vp, op, lp, kt.get(kp, z, g), vt.get(vp, z, g), z, task % g.F, dqp, dkp, dvp,
+                      pcp, dscp, ppp, dspp, w);
+    }
+  });
+  at::parallel_for(0, g.Z * g.F, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task)
+      K::backward_column(g, dop, qp, pcp, dscp, task / g.F, task % g.F, dkp, dvp);
+  });
+  return {dsp, pp};
+}
+
+// The vector width for a head dim and a row length: 16 where it divides the head dim and padding T' to a multiple
+// of it adds at most half of T' (a third of the row scores wasted), else 8.
+int vector_width_for(int64_t d, int64_t T) {
+  if (W_MAX == 16 && d % 16 == 0 && 2 * Kernel<16>::round_up(T) <= 3 * T) return 16;
+  return 8;
+}
+
+}  // namespace
+
+// Forward of the patch queries. out: (B, H, L, hd) with unit last stride, B*H = Z; its patch rows are written.
+// A head dim that is not a whole number of vectors is zero-padded here (below the dispatcher, so FLOP counters see
+// the real head dim). Returns the joint log-sum-exp of the patch queries, (Z, N).
+at::Tensor fta_forward(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tensor& out, int64_t F,
+                       int64_t T, int64_t P, double scale) {
+  const int64_t d = q.size(-1);
+  if (d % 8 != 0) {  // pad the head dim with zeros: scores and the kept outputs are unchanged
+    const int64_t pad = 8 - d % 8;
+    at::Tensor outp = at::empty({out.size(0), out.size(1), out.size(2), d + pad}, out.options());
+    at::Tensor lse = fta_forward(padded(q, pad), padded(k, pad), padded(v, pad), outp, F, T, P, scale);
+    out.narrow(2, P, F * T).copy_(outp.narrow(2, P, F * T).narrow(3, 0, d));
+    return lse;
+  }
+  return vector_width_for(d, T) == 16 ? forward_impl<W_MAX>(q, k, v, out, F, T, P, scale)
+                                      : forward_impl<8>(q, k, v, out, F, T, P, scale);
 }
 
 // Backward of the patch queries. dout, q, k, v, out: (Z, L, hd) contiguous; lse: (Z, N) from fta_forward.
@@ -430,35 +542,22 @@ std::vector<at::Tensor> fta_backward(const at::Tensor& dout, const at::Tensor& q
                                      const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse,
                                      at::Tensor& dq, at::Tensor& dk, at::Tensor& dv, int64_t F, int64_t T, int64_t P,
                                      double scale) {
-  const Geometry g = check(q, k, v, F, T, P, scale);
-  for (const at::Tensor* x : std::initializer_list<const at::Tensor*>{&dout, &out, &dq, &dk, &dv})
-    TORCH_CHECK(x->sizes() == q.sizes() && x->is_contiguous() && x->scalar_type() == at::kFloat,
-                "fta_cpu_kernel: dout, out and the gradients must be contiguous float32 like q");
-  TORCH_CHECK(lse.is_contiguous() && lse.numel() == g.Z * g.N && lse.scalar_type() == at::kFloat,
-              "fta_cpu_kernel: lse must be the (Z, N) float32 log-sum-exp of fta_forward");
-  at::Tensor kt = transposed_rows(k, g), vt = transposed_rows(v, g);
-  at::Tensor pc = at::empty({g.Z, g.F, g.F, g.Tp}, q.options()), dsc = at::empty_like(pc);
-  at::Tensor pp = at::empty({g.Z, g.P, g.N}, q.options()), dsp = at::empty_like(pp);
-  const float *dop = dout.data_ptr<float>(), *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>();
-  const float *vp = v.data_ptr<float>(), *op = out.data_ptr<float>(), *lp = lse.data_ptr<float>();
-  const float *ktp = kt.data_ptr<float>(), *vtp = vt.data_ptr<float>();
-  float *dqp = dq.data_ptr<float>(), *dkp = dk.data_ptr<float>(), *dvp = dv.data_ptr<float>();
-  float *pcp = pc.data_ptr<float>(), *dscp = dsc.data_ptr<float>(), *ppp = pp.data_ptr<float>();
-  float* dspp = dsp.data_ptr<float>();
-  at::parallel_for(0, g.Z * g.F, 1, [&](int64_t begin, int64_t end) {
-    Scratch w(g, true);
-    for (int64_t task = begin; task < end; ++task)
-      backward_row(g, dop, qp, kp, vp, op, lp, ktp, vtp, task / g.F, task % g.F, dqp, dkp, dvp, pcp, dscp, ppp,
-                   dspp, w);
-  });
-  at::parallel_for(0, g.Z * g.F, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task)
-      backward_column(g, dop, qp, pcp, dscp, task / g.F, task % g.F, dkp, dvp);
-  });
-  return {dsp, pp};
+  const int64_t d = q.size(-1);
+  if (d % 8 != 0) {
+    const int64_t pad = 8 - d % 8;
+    at::Tensor dqp = at::empty_like(padded(q, pad)), dkp = at::empty_like(dqp), dvp = at::empty_like(dqp);
+    std::vector<at::Tensor> prefix = fta_backward(padded(dout, pad), padded(q, pad), padded(k, pad), padded(v, pad),
+                                                  padded(out, pad), lse, dqp, dkp, dvp, F, T, P, scale);
+    for (auto [dst, src] : {std::pair{dq, dqp}, std::pair{dk, dkp}, std::pair{dv, dvp}})
+      dst.narrow(1, P, F * T).copy_(src.narrow(1, P, F * T).narrow(2, 0, d));
+    return prefix;
+  }
+  return vector_width_for(d, T) == 16
+             ? backward_impl<W_MAX>(dout, q, k, v, out, lse, dq, dk, dv, F, T, P, scale)
+             : backward_impl<8>(dout, q, k, v, out, lse, dq, dk, dv, F, T, P, scale);
 }
 
-int64_t vector_width() { return W; }
+int64_t vector_width() { return W_MAX; }
 
 // Registered as dispatcher ops (not bare pybind functions) so that torch's dispatch modes see them: FlopCounterMode
 // counts the forward with the formula in benchmark.metrics, and the profiler names it.

@@ -52,10 +52,6 @@ class FTAKernel:
         self.ops = torch.ops.audio_ticl_fta
         self.vector_width = int(self.ops.vector_width())
 
-    def supports(self, head_dim: int) -> bool:
-        """The kernel works on whole vectors of the head dimension."""
-        return head_dim % self.vector_width == 0
-
     def forward(self, q, k, v, out, n_freq: int, n_time: int, num_prefix: int, scale: float) -> torch.Tensor:
         """Writes the patch rows of ``out`` (B, H, L, hd); returns the patch queries' joint lse, (Z, N)."""
         return self.ops.forward(q, k, v, out, n_freq, n_time, num_prefix, scale)

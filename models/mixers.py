@@ -98,7 +98,8 @@ class MaterializedSelfAttention(TokenMixer):
 class FrequencyTimeAttention(TokenMixer):
     """FTA (AI-CL): patch tokens attend their frequency row, time column and the prefix tokens; factorized.
 
-    ``impl``: "auto" (fused CPU kernels on CPU, portable einsum elsewhere), "flash" or "einsum".
+    ``impl``: "auto" (this package's fused kernel for CPU float32, ATen's CPU flash ops for other CPU dtypes, the
+    portable einsum elsewhere), "kernel", "flash" or "einsum"; see ``models.attention``.
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, impl: FTAImpl = "auto") -> None:

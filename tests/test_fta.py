@@ -8,7 +8,7 @@ import torch
 from einops import rearrange
 from torch.utils.flop_counter import FlopCounterMode
 
-from audio_ticl.models import cpu_flash
+from audio_ticl.models import attention, cpu_flash
 from audio_ticl.models.attention import (
     criss_cross_mask,
     frequency_time_attention,
@@ -148,9 +148,10 @@ def test_mixer_registry_and_errors():
 
 # ------------------------------------------------------------------------------------ private-op probe
 def test_the_probe_passes_here_and_auto_takes_the_fused_path():
-    assert cpu_flash.cpu_flash_available(torch.float32)
+    """float64: the dtype where the flash path is auto's choice (float32 prefers this package's own kernel)."""
+    assert cpu_flash.cpu_flash_available(torch.float32) and cpu_flash.cpu_flash_available(torch.float64)
     grid, prefix = (4, 7), 2
-    q, k, v = _qkv(grid, prefix, torch.float32)
+    q, k, v = _qkv(grid, prefix, torch.float64)
     assert torch.equal(frequency_time_attention(q, k, v, grid, prefix), frequency_time_attention(q, k, v, grid, prefix,
                                                                                                 impl="flash"))
 
@@ -184,6 +185,7 @@ def test_a_failing_private_op_falls_back_to_the_portable_path(monkeypatch, forwa
         _scaled_dot_product_flash_attention_for_cpu_backward=_raise,
     )
     monkeypatch.setattr(cpu_flash, "_ATEN", broken)
+    monkeypatch.setattr(attention, "fta_kernel", lambda: None)  # no fused kernel of our own either
     cpu_flash.cpu_flash_available.cache_clear()
     try:
         assert not cpu_flash.cpu_flash_available(torch.float32)

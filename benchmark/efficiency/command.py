@@ -36,23 +36,62 @@ class Plan:
     threads: int = 1
 
 
+@dataclass
+class PresetModel:
+    """A preset's backbone and the defaults it brings: size label, registered model, its options, input length,
+    patch stride and batch size."""
+
+    name: str
+    model: str
+    model_kwargs: dict[str, Any]
+    frames: int
+    stride: int
+    batch: int
+
+
+def preset_model(name: str) -> PresetModel:
+    """The backbone of preset ``name`` as ``ticl run`` builds it (``benchmark.upstream.backbone_kwargs``)."""
+    from audio_ticl.benchmark.config import load_config
+    from audio_ticl.benchmark.upstream import backbone_kwargs
+
+    cfg = load_config(name)
+    kwargs = backbone_kwargs(cfg.model)
+    if kwargs.pop("fstride") != kwargs.pop("tstride") or "patch_size" in kwargs:
+        raise OptionError(f"--preset {name}: its patches are not square with equal strides, which --strides needs")
+    if cfg.features.target_frames is None:
+        raise OptionError(f"--preset {name}: its tasks keep their own input lengths; give --frames or --tokens")
+    return PresetModel(name, cfg.model.name, kwargs, cfg.features.target_frames, cfg.model.fstride,
+                       cfg.train.batch_size)
+
+
 def plan(args: argparse.Namespace, model_kwargs: dict[str, Any] | None = None) -> Plan:
     """Check the options against the registries and the device; ``model_kwargs`` override every size."""
     model_kwargs = dict(model_kwargs or {})
     mixers = choices.resolve("--mixers", args.mixers, choices.mixers(), choices.mixers())
     pets = choices.resolve("--pet", args.pet, choices.pets(), [choices.NO_PET])
-    sizes = choices.sizes(model_kwargs)
-    chosen = choices.resolve("--sizes", args.sizes, list(sizes), ["base"], prefix="ast_")
+    preset = getattr(args, "preset", None)
+    frames, strides, batch = args.frames, args.strides or [10], args.batch or 2
+    if preset is not None:
+        if args.sizes is not None:
+            raise OptionError("--sizes and --preset: give one (a preset names its own backbone)")
+        spec = preset_model(preset)
+        model_kwargs = {**spec.model_kwargs, **model_kwargs}
+        sizes, chosen = {spec.name: spec.model}, [spec.name]
+        frames = frames or ([spec.frames] if args.tokens is None else None)
+        strides, batch = args.strides or [spec.stride], args.batch or spec.batch
+    else:
+        sizes = choices.sizes(model_kwargs)
+        chosen = choices.resolve("--sizes", args.sizes, list(sizes), ["base"], prefix="ast_")
     methods = [p for p in pets if p != choices.NO_PET]
     if args.scope == "op" and methods:
         raise OptionError(f"--pet {','.join(methods)}: --scope op times the attention op alone, which has no PET "
                           "modules; use --scope encoder")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise OptionError("--device cuda: torch sees no CUDA device here")
-    frames = None if args.tokens is not None else (args.frames or DEFAULT_FRAMES)
-    setup = Setup(args.scope, args.batch, args.train, args.device, args.dtype, model_kwargs)
+    frames = None if args.tokens is not None else (frames or DEFAULT_FRAMES)
+    setup = Setup(args.scope, batch, args.train, args.device, args.dtype, model_kwargs)
     specs = [CaseSpec(s, sizes[s], m, p) for s, m, p in itertools.product(chosen, mixers, pets)]
-    return Plan(geometries(frames, args.tokens, args.strides), specs, setup, args.repeats, args.warmup, args.threads)
+    return Plan(geometries(frames, args.tokens, strides), specs, setup, args.repeats, args.warmup, args.threads)
 
 
 def default_out() -> Path:

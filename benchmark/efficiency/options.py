@@ -57,18 +57,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "training); default: none")
     p.add_argument("--sizes", type=_names("--sizes"), metavar="S,S,...",
                    help="model sizes: tiny, small, base (registered ast_<size>); default: base")
+    p.add_argument("--preset", metavar="NAME",
+                   help="measure a preset's backbone instead of --sizes (e.g. esc50-cpu: 96-d, 4 blocks), at its "
+                        "input length, patch stride and batch size unless --frames/--tokens, --strides, --batch say "
+                        "otherwise")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--frames", type=_positive_ints("--frames"), metavar="F,F,...",
                         help=f"input lengths in fbank frames; default: {','.join(map(str, DEFAULT_FRAMES))}")
     length.add_argument("--tokens", type=_positive_ints("--tokens"), metavar="N,N,...",
                         help="patch-token counts instead of frames: each becomes the shortest input whose grid has "
                              "exactly N patches at every stride (an error if none has)")
-    p.add_argument("--strides", type=_positive_ints("--strides"), default=[10], metavar="S,S,...",
+    p.add_argument("--strides", type=_positive_ints("--strides"), metavar="S,S,...",
                    help="patch stride in frequency and time (10: AST's overlapping patches, 16: none); default: 10")
     p.add_argument("--scope", choices=("op", "encoder"), default="encoder",
                    help="op: the mixer's attention op alone on B x heads x (tokens + 1) x head_dim tensors; "
                         "encoder: the whole backbone's forward_features (default)")
-    p.add_argument("--batch", type=_int_at_least("--batch", 1), default=2, help="batch size (default 2)")
+    p.add_argument("--batch", type=_int_at_least("--batch", 1),
+                   help="batch size (default 2, or the preset's)")
     p.add_argument("--train", action="store_true",
                    help="also time one train step: forward, backward and an Adam step over what trains")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cpu (default) or cuda")
