@@ -192,3 +192,36 @@ def test_option_errors_exit_2_naming_the_option(capsys, argv, message):
 def test_the_op_scope_refuses_pet_methods():
     with pytest.raises(OptionError, match="--pet lora: --scope op"):
         command.plan(command.parse(["--scope", "op", "--pet", "none,lora"]))
+
+
+# -------------------------------------------------------------------------------------------------- --preset
+def test_a_preset_brings_its_backbone_length_stride_and_batch():
+    """esc50-cpu: ast_custom 96-d, 4 blocks, 4 heads, mean pooling, 512 frames at stride 10, batch 16."""
+    plan = command.plan(command.parse(["--preset", "esc50-cpu", "--mixers", "gsa,fta"]))
+    assert [(s.size, s.model, s.mixer) for s in plan.specs] == [("esc50-cpu", "ast_custom", "gsa"),
+                                                                ("esc50-cpu", "ast_custom", "fta")]
+    assert plan.setup.model_kwargs == {"embed_dim": 96, "depth": 4, "num_heads": 4, "pooling": "mean",
+                                       "distill_token": False}
+    assert [(g.frames, g.stride, g.grid) for g in plan.geometries] == [(512, 10, (12, 50))]
+    assert plan.setup.batch == 16
+    stride16 = command.plan(command.parse(["--preset", "baselines-fsdd-cpu", "--batch", "3", "--frames", "64,128"]))
+    assert [(g.frames, g.stride, g.grid) for g in stride16.geometries] == [(64, 16, (8, 4)), (128, 16, (8, 8))]
+    assert stride16.setup.batch == 3  # the command line wins over the preset
+
+
+def test_a_preset_measures_its_own_backbone(tmp_path):
+    plan = command.plan(command.parse(["--preset", "esc50-cpu", "--mixers", "fta", "--frames", "48", "--batch", "1",
+                                       "--threads", "1", "--repeats", "1", "--warmup", "0"]))
+    command.execute(plan, tmp_path)
+    with open(tmp_path / "efficiency.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert (row["size"], row["grid"], row["batch"]) == ("esc50-cpu", "12x4", "1")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--preset", "esc50-cpu", "--sizes", "base"], "--sizes and --preset: give one"),
+    (["--preset", "aicl-paper"], "--preset aicl-paper: its tasks keep their own input lengths"),
+])
+def test_preset_option_errors(argv, message):
+    with pytest.raises(OptionError, match=message):
+        command.plan(command.parse(argv))
