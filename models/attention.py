@@ -50,6 +50,7 @@ __all__ = [
     "criss_cross_mask",
     "fta_dense_reference",
     "fta_attended_pairs",
+    "fta_auto_path",
     "cpu_flash_available",
 ]
 
@@ -457,6 +458,16 @@ def _fused_backend(x: torch.Tensor, impl: FTAImpl) -> tuple[bool, FTAKernel | No
             f"got {x.device} {x.dtype}"
         )
     return supported, None
+
+
+def fta_auto_path(device: torch.device | str, dtype: torch.dtype) -> str:
+    """Which computation ``impl="auto"`` takes for tensors of this device and dtype, in words (for reports)."""
+    fused, kernel = _fused_backend(torch.empty(0, dtype=dtype, device=device), "auto")
+    if kernel is not None:
+        return "this package's fused CPU kernel (models/fta_cpu_kernel.cpp)"
+    if fused:
+        return "ATen's CPU flash attention, row and column calls merged by log-sum-exp"
+    return "the portable einsum path (row, column and prefix scores, one softmax)"
 
 
 def frequency_time_attention(

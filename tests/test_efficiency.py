@@ -16,6 +16,7 @@ from audio_ticl.benchmark.efficiency.memory import cpu_peak_bytes, peak_live_byt
 from audio_ticl.benchmark.efficiency.timing import Timing
 from audio_ticl.benchmark.errors import OptionError
 from audio_ticl.models import MIXERS
+from audio_ticl.models.fta_kernel import fta_kernel
 from audio_ticl.models.mixers import GlobalSelfAttention
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -216,6 +217,8 @@ def test_a_preset_measures_its_own_backbone(tmp_path):
     with open(tmp_path / "efficiency.csv") as f:
         (row,) = list(csv.DictReader(f))
     assert (row["size"], row["grid"], row["batch"]) == ("esc50-cpu", "12x4", "1")
+    path = "this package's fused CPU kernel" if fta_kernel() is not None else "ATen's CPU flash attention"
+    assert f"- fta computed by {path}" in (tmp_path / "efficiency.md").read_text()
 
 
 @pytest.mark.parametrize("argv, message", [

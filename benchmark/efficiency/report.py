@@ -15,10 +15,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from audio_ticl.benchmark.efficiency.cases import DTYPES
 from audio_ticl.benchmark.efficiency.choices import NO_PET
 from audio_ticl.benchmark.efficiency.measure import COLUMNS, Row
 from audio_ticl.benchmark.efficiency.memory import METHOD_NOTES
 from audio_ticl.benchmark.results import write_csv, write_text
+from audio_ticl.models.attention import fta_auto_path
 
 GEOMETRY = ["scope", "frames", "stride"]
 #: metric -> the header of its ratio column; a ratio is reference / row
@@ -122,6 +124,8 @@ def notes(df: pd.DataFrame, machine: str, repeats: int, warmup: int, busy: str =
         "x faster / x less memory than R: R's median time (peak memory) divided by the row's at the same geometry, "
         "size and PET method (mixer ratios) or mixer (PET ratios); above 1 means better than R",
     ]
+    if "fta" in set(df["mixer"]):
+        lines.append(f"fta computed by {fta_auto_path(first['device'], DTYPES[first['dtype']])}")
     return lines + ([busy] if busy else [])
 
 
