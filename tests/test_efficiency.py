@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from audio_ticl.benchmark import cli
-from audio_ticl.benchmark.efficiency import command
+from audio_ticl.benchmark.efficiency import command, machine, profiling
 from audio_ticl.benchmark.efficiency.cases import CaseSpec, Setup, build_case
 from audio_ticl.benchmark.efficiency.geometry import from_frames, from_tokens, geometries
 from audio_ticl.benchmark.efficiency.measure import COLUMNS
@@ -228,3 +228,41 @@ def test_a_preset_measures_its_own_backbone(tmp_path):
 def test_preset_option_errors(argv, message):
     with pytest.raises(OptionError, match=message):
         command.plan(command.parse(argv))
+
+
+def test_profile_writes_where_the_time_goes_for_every_case_and_call(tmp_path):
+    _, _, paths, _ = _run(tmp_path, "--mixers", "gsa,fta", "--train", "--profile")
+    names = sorted(p.name for p in paths if p.parent.name == "profiles")
+    assert names == [f"custom-{m}-none-16tok-{k}.txt" for m in ("fta", "gsa") for k in ("fwd", "train")]
+    fwd = (tmp_path / "profiles" / "custom-fta-none-16tok-fwd.txt").read_text()
+    assert fwd.startswith("custom/fta/none at 32 frames, grid 8x2 = 16 tokens")
+    assert "Self CPU %" in fwd and "# of Calls" in fwd  # the profiler's table
+    rows = [line for line in fwd.splitlines() if "::" in line]  # op rows (aten::..., audio_ticl_fta::...)
+    assert 3 <= len(rows) <= profiling.TOP_OPS
+    train = (tmp_path / "profiles" / "custom-gsa-none-16tok-train.txt").read_text()
+    assert "one train step" in train and "Self CPU %" in train
+
+
+# -------------------------------------------------------------------------------------------------- busy CPUs
+def _fake_proc(tmp_path, running: int, states: list[str]):
+    (tmp_path / "loadavg").write_text(f"1.50 1.20 1.00 {running}/113 28520\n")
+    for i, state in enumerate(states):
+        (tmp_path / "task" / str(100 + i)).mkdir(parents=True)
+        (tmp_path / "task" / str(100 + i) / "stat").write_text(f"{100 + i} (py (omp) x) {state} 1 2 3\n")
+    return tmp_path / "loadavg", tmp_path / "task"
+
+
+def test_the_busy_note_does_not_count_this_process_own_threads(tmp_path, monkeypatch):
+    """Three runnable tasks, all ours (the main thread and two spinning OpenMP workers): no other process."""
+    monkeypatch.setattr(machine.os, "cpu_count", lambda: 2)
+    loadavg, tasks = _fake_proc(tmp_path, 3, ["R", "R", "R", "S"])
+    assert machine.own_runnable_threads(tasks) == 3
+    assert machine.busy_note(2, loadavg=loadavg, task_dir=tasks) == ""
+
+
+def test_the_busy_note_names_other_runnable_tasks(tmp_path, monkeypatch):
+    monkeypatch.setattr(machine.os, "cpu_count", lambda: 2)
+    loadavg, tasks = _fake_proc(tmp_path, 3, ["R", "S"])
+    note = machine.busy_note(2, "compare with --threads 1", loadavg=loadavg, task_dir=tasks)
+    assert note.startswith("note: 2 other runnable task(s) (load average 1.5) on")
+    assert machine.busy_note(1, loadavg=loadavg, task_dir=tasks) == ""  # one thread: nothing to wait for

@@ -34,6 +34,7 @@ class Plan:
     repeats: int = 5
     warmup: int = 1
     threads: int = 1
+    profile: bool = False
 
 
 @dataclass
@@ -91,7 +92,8 @@ def plan(args: argparse.Namespace, model_kwargs: dict[str, Any] | None = None) -
     frames = None if args.tokens is not None else (frames or DEFAULT_FRAMES)
     setup = Setup(args.scope, batch, args.train, args.device, args.dtype, model_kwargs)
     specs = [CaseSpec(s, sizes[s], m, p) for s, m, p in itertools.product(chosen, mixers, pets)]
-    return Plan(geometries(frames, args.tokens, strides), specs, setup, args.repeats, args.warmup, args.threads)
+    return Plan(geometries(frames, args.tokens, strides), specs, setup, args.repeats, args.warmup, args.threads,
+                getattr(args, "profile", False))
 
 
 def default_out() -> Path:
@@ -106,12 +108,14 @@ def execute(p: Plan, out: Path) -> tuple[str, list[Path]]:
     busy = busy_note(p.threads, "compare with --threads 1") if p.setup.device == "cpu" else ""
     if busy:
         print(busy, file=sys.stderr)
-    rows = measure(p.geometries, p.specs, p.setup, p.repeats, p.warmup)
+    profile_dir = Path(out) / "profiles" if p.profile else None
+    rows = measure(p.geometries, p.specs, p.setup, p.repeats, p.warmup, profile_dir=profile_dir)
     df = report.frame(rows)
     paths = [report.write_table(df, out)]
     text = report.markdown(df, device_name(p.setup.torch_device), p.repeats, p.warmup, busy)
     paths.append(report.write_markdown(text, out))
-    return text, paths + plots.plot(df, out)
+    profiles = sorted(profile_dir.glob("*.txt")) if profile_dir is not None else []
+    return text, paths + plots.plot(df, out) + profiles
 
 
 def run_command(args: argparse.Namespace, model_kwargs: dict[str, Any] | None = None) -> int:

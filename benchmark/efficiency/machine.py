@@ -3,18 +3,32 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 
 import torch
 
 
-def busy_note(threads: int, hint: str = "compare with --threads 1 --clock cpu") -> str:
+def own_runnable_threads(task_dir: Path = Path("/proc/self/task")) -> int:
+    """This process's threads that are runnable now (state R): the caller, and torch's OpenMP workers while they
+    spin after a parallel region. /proc/loadavg counts every runnable thread, ours included."""
+    running = 0
+    for stat in task_dir.glob("*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the thread ended between the listing and the read
+            continue
+        running += text[text.rindex(")") + 2:].startswith("R")
+    return max(running, 1)
+
+
+def busy_note(threads: int, hint: str = "compare with --threads 1 --clock cpu", loadavg: Path = Path("/proc/loadavg"),
+              task_dir: Path = Path("/proc/self/task")) -> str:
     """A warning when other processes compete for the CPUs right now: then every parallel region of a
     multi-threaded op may wait a whole scheduler time slice for a worker thread, which punishes a mixer made of
     many ops (FTA) far more than one fused op (SDPA), and the table measures the machine's load, not the mixers."""
     try:
-        with open("/proc/loadavg") as f:
-            fields = f.read().split()
-        others = int(fields[3].split("/")[0]) - 1  # runnable tasks now, minus this process
+        fields = loadavg.read_text().split()
+        others = int(fields[3].split("/")[0]) - own_runnable_threads(task_dir)  # runnable tasks now, minus ours
         load = float(fields[0])
     except (OSError, ValueError, IndexError):
         return ""

@@ -6,12 +6,14 @@ import gc
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import torch
 
 from audio_ticl.benchmark.efficiency.cases import Case, CaseSpec, Setup, build_case
 from audio_ticl.benchmark.efficiency.geometry import Geometry
 from audio_ticl.benchmark.efficiency.memory import peak_bytes
+from audio_ticl.benchmark.efficiency.profiling import profile_table, write_profile
 from audio_ticl.benchmark.efficiency.timing import Timing, interleaved_samples
 
 MB = 2**20
@@ -71,9 +73,26 @@ def _time(cases: list[Case], pick: Callable[[Case], Callable[[], object]], train
     return {label: Timing.of(seconds) for label, seconds in samples.items()}
 
 
+def _profile(cases: list[Case], geometry: Geometry, setup: Setup, out: Path, log: Callable[[str], None]) -> None:
+    """One profiler table per case and call (forward, train step) into ``out``, after the timings."""
+    for case in cases:
+        spec = case.spec
+        calls = [("fwd", case.forward, False)]
+        if case.train_step is not None:
+            calls.append(("train", case.train_step, True))
+        for kind, fn, training in calls:
+            case.set_training(training)
+            name = f"{spec.size}-{spec.mixer}-{spec.pet}-{geometry.tokens}tok-{kind}"
+            title = (f"{_label(spec)} at {geometry.frames} frames, grid {geometry.grid_text} = {geometry.tokens} "
+                     f"tokens, stride {geometry.stride}, batch {setup.batch}, {setup.dtype}, {setup.device}: "
+                     f"one {'train step' if training else 'forward'}, ops by self time")
+            path = write_profile(out, name, title, profile_table(fn, setup.torch_device))
+            log(f"  profiled {path.name}")
+
+
 def measure_geometry(geometry: Geometry, specs: Sequence[CaseSpec], setup: Setup, repeats: int, warmup: int,
-                     log: Callable[[str], None] = _stderr) -> list[Row]:
-    """Every case at one geometry, side by side."""
+                     log: Callable[[str], None] = _stderr, profile_dir: Path | None = None) -> list[Row]:
+    """Every case at one geometry, side by side; with ``profile_dir``, then a profile of each."""
     cases = [build_case(spec, geometry, setup) for spec in specs]
     flops, memory, train_memory = {}, {}, {}
     for case in cases:
@@ -89,6 +108,8 @@ def measure_geometry(geometry: Geometry, specs: Sequence[CaseSpec], setup: Setup
     if setup.train:
         log(f"  timing {len(cases)} train step(s), {repeats} interleaved repeats")
         train = _time(cases, lambda c: c.train_step, True, repeats, warmup)  # type: ignore[arg-type,return-value]
+    if profile_dir is not None:
+        _profile(cases, geometry, setup, profile_dir, log)
     rows = []
     for case in cases:
         spec, label = case.spec, _label(case.spec)
@@ -107,13 +128,13 @@ def measure_geometry(geometry: Geometry, specs: Sequence[CaseSpec], setup: Setup
 
 
 def measure(geometries: Sequence[Geometry], specs: Sequence[CaseSpec], setup: Setup, repeats: int = 5,
-            warmup: int = 1, log: Callable[[str], None] = _stderr) -> list[Row]:
+            warmup: int = 1, log: Callable[[str], None] = _stderr, profile_dir: Path | None = None) -> list[Row]:
     """Every case at every geometry; the cases of one geometry are freed before the next is built."""
     rows: list[Row] = []
     for i, geometry in enumerate(geometries, 1):
         log(f"[{i}/{len(geometries)}] {geometry.frames} frames, stride {geometry.stride}: grid {geometry.grid_text} "
             f"= {geometry.tokens} tokens, {len(specs)} case(s), scope {setup.scope}")
-        rows += measure_geometry(geometry, specs, setup, repeats, warmup, log)
+        rows += measure_geometry(geometry, specs, setup, repeats, warmup, log, profile_dir)
         gc.collect()
         if setup.torch_device.type == "cuda":
             torch.cuda.empty_cache()

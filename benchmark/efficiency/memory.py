@@ -59,7 +59,7 @@ def peak_live_bytes(events: list[tuple[int, int]]) -> int:
 
 
 @contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
+def native_stderr_silenced() -> Iterator[None]:
     """File descriptor 2 pointed at /dev/null: kineto logs two lines ("profiler_start", "profiler_stop") to the
     process's stderr from C++ for every profile, with no setting to turn them off. Python exceptions are not
     affected (they are printed after the descriptor is restored)."""
@@ -76,7 +76,7 @@ def _native_stderr_silenced() -> Iterator[None]:
 
 def cpu_peak_bytes(fn: Callable[[], object]) -> int | None:
     """Peak bytes live in torch's CPU allocator during ``fn``, above the level at its start; None if unmeasurable."""
-    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     events = _cpu_memory_events(prof)
     return None if events is None else peak_live_bytes(events)

@@ -84,5 +84,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="timed repeats per case, interleaved (default 5; median and IQR reported)")
     p.add_argument("--warmup", type=_int_at_least("--warmup", 0), default=1,
                    help="untimed rounds over every case first (default 1)")
+    p.add_argument("--profile", action="store_true",
+                   help="also write where each case's time goes: torch.profiler's ops by self time for one forward "
+                        "(and one train step), after the timings, into DIR/profiles/")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="output folder (default: results/runs/efficiency-<time>)")
