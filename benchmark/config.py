@@ -93,6 +93,7 @@ def validate(cfg: RunConfig) -> None:
         if method.name in seen:
             raise ConfigError(f"config key 'methods.{i}.name': duplicate method name '{method.name}'")
         seen.add(method.name)
+        _validate_mixer(cfg.model.name, method.mixer, f"methods.{i}.mixer")
         cfg.method_train(method)  # validates the per-method train overrides
     if cfg.scenario.kind == "dataset_sequence" and not cfg.scenario.sequence:
         raise ConfigError("config key 'scenario.sequence' must list the datasets of a dataset_sequence scenario")
@@ -103,6 +104,20 @@ def validate(cfg: RunConfig) -> None:
                 raise ConfigError(f"config key 'scenario.sequence.{i}.fallback.fallback': a fallback cannot have one")
             _validate_step(step.fallback, f"scenario.sequence.{i}.fallback")
     _validate_tuning(cfg)
+
+
+def _validate_mixer(model: str, mixer: str, key: str) -> None:
+    """A method's mixer must be one its model takes: SSAMBA takes only ``mamba``, AST only the attention mixers."""
+    from audio_ticl.models import MIXERS
+    from audio_ticl.models.registry import is_model, model_mixers
+
+    if not is_model(model):
+        return  # the builder reports an unknown model name
+    allowed = model_mixers(model) or tuple(MIXERS)
+    if mixer not in allowed:
+        raise ConfigError(
+            f"config key '{key}': model '{model}' takes the mixer(s) {', '.join(allowed)}, got '{mixer}'"
+        )
 
 
 def _validate_tuning(cfg: RunConfig) -> None:

@@ -19,7 +19,7 @@ STRATEGIES = from_registry(
     pattern_doc="an import path `pkg.module:Class`",
 )
 PET_METHODS = from_registry("audio_ticl.models:PET_METHODS")
-MIXERS = from_registry("audio_ticl.models:MIXERS")
+MIXERS = from_registry("audio_ticl.models:list_mixers")
 MODELS = from_registry("audio_ticl.models:list_models")
 DEVICES = Choices(("auto", "cpu", "cuda", "mps"), pattern=r"cuda:\d+", pattern_doc="`cuda:<index>`")
 #: the optimizers ``strategies.make_optimizer_factory`` builds
@@ -233,6 +233,7 @@ class MethodConfig:
             "fta": "frequency-time factorized attention",
             "gsa_materialized": "global self-attention computed with the explicit L x L score matrix as in SSAST's "
             "and AI-CL's code: gsa's outputs, more memory",
+            "mamba": "bidirectional Mamba, SSAMBA's layers: only with an `ssamba_*` model, which takes no other",
         },
     )
     pet: str | None = setting(None, doc="PET method injected per task (null: none)", choices=PET_METHODS)

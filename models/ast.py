@@ -209,9 +209,14 @@ class ASTBackbone(nn.Module):
             prefix = [self.cls_token] if self.dist_token is None else [self.cls_token, self.dist_token]
             prefix = torch.cat(prefix, dim=1).expand(tokens.shape[0], -1, -1)
             x = torch.cat([prefix, tokens], dim=1) + pos_embed
-            for block in self.blocks:
-                x = block(x, grid, self.num_prefix_tokens)
-            return self.norm(x)
+            return self.forward_blocks(x, grid)
+
+    def forward_blocks(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """(B, P+N, D) embedded tokens -> final-normed tokens: the blocks in order, then ``norm``. A backbone with
+        another block wiring (SSAMBA's layer pairs) overrides this and keeps everything else."""
+        for block in self.blocks:
+            x = block(x, grid, self.num_prefix_tokens)
+        return self.norm(x)
 
     def forward_head(self, tokens: torch.Tensor, pre_logits: bool = True) -> torch.Tensor:
         """(B, P+N, D) -> (B, D) according to ``pooling``. There is no classifier: ``pre_logits`` changes nothing."""

@@ -7,7 +7,7 @@ from torch import nn
 
 from audio_ticl.models.errors import ModelError, UnknownNameError
 
-__all__ = ["register_model", "create_model", "list_models", "is_model", "model_entrypoint"]
+__all__ = ["register_model", "create_model", "list_models", "is_model", "model_entrypoint", "model_mixers"]
 
 _MODEL_ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -41,3 +41,9 @@ def model_entrypoint(name: str) -> Callable[..., nn.Module]:
 def create_model(name: str, **overrides) -> nn.Module:
     """Build model ``name``; keyword overrides go to its constructor (e.g. ``input_frames``, ``mixer``)."""
     return model_entrypoint(name)(**overrides)
+
+
+def model_mixers(name: str) -> tuple[str, ...] | None:
+    """The token mixers model ``name`` can be built with, when its entrypoint declares them (``fn.mixers``:
+    SSAMBA's Mamba layers take only ``mamba``); None: the attention mixers of ``models.MIXERS``."""
+    return getattr(model_entrypoint(name), "mixers", None)

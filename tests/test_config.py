@@ -149,12 +149,12 @@ def test_devices_follow_a_pattern():
 def test_registry_choices_are_the_registries():
     from audio_ticl.benchmark import config_schema
     from audio_ticl.benchmark.datasets import SOURCES
-    from audio_ticl.models import MIXERS, PET_METHODS, list_models
+    from audio_ticl.models import PET_METHODS, list_mixers, list_models
     from audio_ticl.strategies import STRATEGIES
 
     assert config_schema.STRATEGIES.allowed() == sorted(STRATEGIES)
     assert config_schema.PET_METHODS.allowed() == sorted(PET_METHODS)
-    assert config_schema.MIXERS.allowed() == sorted(MIXERS)
+    assert config_schema.MIXERS.allowed() == sorted(list_mixers())  # the attention mixers and mamba
     assert config_schema.SOURCES.allowed() == sorted(SOURCES)
     assert config_schema.MODELS.allowed() == sorted(list_models())
 

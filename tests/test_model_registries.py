@@ -15,6 +15,10 @@ MODELS = {
     "ast_small": {"depth": 1},
     "ast_base": {"depth": 1},
     "ast_custom": {"embed_dim": 32, "depth": 2, "num_heads": 4},
+    "ssamba_tiny": {"depth": 2},
+    "ssamba_small": {"depth": 2},
+    "ssamba_base": {"depth": 2},
+    "ssamba_custom": {"embed_dim": 32, "depth": 2},
 }
 #: mixer -> its ground truth on (B, H, L, hd) q, k, v
 MIXER_REFERENCES = {

@@ -36,6 +36,7 @@ CONVERTER_TESTS = {
     "ast": "test_convert_ast.py",
     "ssast": "test_convert_ssast.py",
     "hf": "test_convert_hf.py",
+    "ssamba": "test_ssamba.py",
 }
 #: init source -> the test module that loads weights through it
 INIT_TESTS = {"random": "test_model_factory.py", "upstream": "test_model_factory.py"}

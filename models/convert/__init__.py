@@ -7,6 +7,7 @@ A converter is registered under the prefix of its init spec; what follows the pr
     timm:deit_base_distilled_patch16_384            DeiT with CLS + distillation token (AST's initialisation)
     ast:/data/audioset_10_10_0.4593.pth             the AST AudioSet checkpoint (Gong et al. 2021)
     ssast:/data/SSAST-Base-Patch-400.pth            an SSAST pretraining checkpoint (Gong et al. 2022)
+    ssamba:/data/amba_tiny_300.pth                  an SSAMBA checkpoint (Shams et al. 2024): SSAMBABackbone
     hf:/data/ast-finetuned-audioset                 a Hugging Face ASTModel / ASTForAudioClassification folder
     hf:MIT/ast-finetuned-audioset-10-10-0.4593      the same downloaded from the Hub (needs network)
 
@@ -34,6 +35,7 @@ from audio_ticl.models.convert.base import (
     read_checkpoint,
 )
 from audio_ticl.models.convert.hf_ast import convert_hf_ast, describe_hf_ast, load_hf_ast
+from audio_ticl.models.convert.ssamba import convert_ssamba, describe_ssamba, load_ssamba
 from audio_ticl.models.convert.ssast import convert_ssast, describe_ssast, load_ssast
 from audio_ticl.models.convert.timm_vit import convert_timm_vit, describe_timm_vit, load_timm_vit
 from audio_ticl.models.errors import ModelError
@@ -54,6 +56,7 @@ __all__ = [
     "convert_ast",
     "convert_ssast",
     "convert_hf_ast",
+    "convert_ssamba",
     "describe_pretrained",
     "read_checkpoint",
 ]
@@ -93,6 +96,7 @@ register_converter("timm", describe=describe_timm_vit)(load_timm_vit)
 register_converter("ast", spec_form="file", describe=describe_ast)(load_ast)
 register_converter("ssast", spec_form="file", describe=describe_ssast)(load_ssast)
 register_converter("hf", spec_form="dir-or-name", describe=describe_hf_ast)(load_hf_ast)
+register_converter("ssamba", spec_form="file", describe=describe_ssamba)(load_ssamba)
 
 
 def is_converter_spec(spec: str) -> bool:

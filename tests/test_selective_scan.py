@@ -1,0 +1,139 @@
+"""Mamba's selective scan: the fused CPU scan equals the sequential reference (forward and every gradient) on odd
+lengths, batch 1, with and without the gate and the softplus, in float32 and bfloat16; the backends dispatch as
+documented; a kernel that cannot be used falls back, saying why."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from audio_ticl.models import scan_kernel as sk
+from audio_ticl.models.errors import ModelError
+from audio_ticl.models.selective_scan import (
+    scan_backend_for,
+    selective_scan,
+    selective_scan_cpu,
+    selective_scan_reference,
+)
+
+KERNEL = sk.scan_kernel()
+needs_kernel = pytest.mark.skipif(KERNEL is None, reason=f"no CPU scan kernel here: {sk.scan_kernel_error()}")
+NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+
+
+def _inputs(batch=2, channels=5, length=13, state=16, gate=True, seed=0, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    u, z = (torch.randn(batch, channels, length, generator=gen) for _ in range(2))
+    delta = torch.randn(batch, channels, length, generator=gen) * 0.5
+    a = -torch.exp(torch.randn(channels, state, generator=gen) * 0.5)
+    b, c = (torch.randn(batch, state, length, generator=gen) for _ in range(2))
+    d, bias = torch.randn(channels, generator=gen), torch.randn(channels, generator=gen) * 0.3 - 2.0
+    out = [u, delta, a, b, c, d, z if gate else None, bias]
+    return [t.to(dtype) if t is not None else None for t in out]
+
+
+def _with_grads(fn, inputs, dout, **kwargs):
+    leaves = [t.detach().clone().requires_grad_(True) if t is not None else None for t in inputs]
+    out = fn(*leaves, **kwargs)
+    live = [t for t in leaves if t is not None]
+    return out, torch.autograd.grad(out, live, dout.to(out.dtype))
+
+
+def test_the_reference_is_the_recurrence_written_out():
+    """One channel, three steps, by hand: h_t = exp(dt A) h_{t-1} + dt B_t u_t, y_t = <h_t, C_t> + D u_t."""
+    u, delta = torch.tensor([[[1.0, -2.0, 0.5]]]), torch.tensor([[[0.1, 0.2, 0.3]]])
+    a, d = torch.tensor([[-1.0, -2.0]]), torch.tensor([0.5])
+    b, c = torch.tensor([[[1.0, 0.0, 2.0], [0.5, 1.0, 0.0]]]), torch.tensor([[[1.0, 1.0, 1.0], [2.0, 0.0, 1.0]]])
+    h = torch.zeros(2)
+    expected = []
+    for t in range(3):
+        dt = delta[0, 0, t]
+        h = torch.exp(dt * a[0]) * h + dt * b[0, :, t] * u[0, 0, t]
+        expected.append((h * c[0, :, t]).sum() + d[0] * u[0, 0, t])
+    got = selective_scan_reference(u, delta, a, b, c, d)
+    torch.testing.assert_close(got[0, 0], torch.stack(expected))
+
+
+@needs_kernel
+@pytest.mark.parametrize("batch, length, state, gate, softplus", [
+    (2, 13, 16, True, True), (1, 1, 16, True, True), (1, 7, 8, False, False), (3, 31, 32, True, False),
+])
+def test_cpu_scan_equals_the_reference_with_every_gradient(batch, length, state, gate, softplus):
+    inputs = _inputs(batch=batch, length=length, state=state, gate=gate)
+    if not softplus:  # dt = delta + bias must stay positive, as softplus guarantees (else exp(dt A) grows)
+        inputs[1], inputs[7] = inputs[1].abs() * 0.2, inputs[7].abs() * 0.1
+    dout = torch.randn(batch, 5, length, generator=torch.Generator().manual_seed(9))
+    got, got_grads = _with_grads(selective_scan_cpu, inputs, dout, delta_softplus=softplus)
+    ref, ref_grads = _with_grads(selective_scan_reference, [t.double() if t is not None else None for t in inputs],
+                                 dout.double(), delta_softplus=softplus)
+    torch.testing.assert_close(got.double(), ref, atol=1e-5, rtol=1e-4)
+    names = [n for n, t in zip(NAMES, inputs) if t is not None]
+    for name, a, b in zip(names, got_grads, ref_grads):
+        torch.testing.assert_close(a.double(), b, atol=1e-4, rtol=1e-4, msg=lambda m, n=name: f"d{n}: {m}")
+
+
+@needs_kernel
+def test_cpu_scan_in_bfloat16_computes_in_float32():
+    inputs = _inputs(length=9, dtype=torch.bfloat16)
+    out = selective_scan_cpu(*inputs, delta_softplus=True)
+    ref = selective_scan_reference(*[t.double() if t is not None else None for t in inputs], delta_softplus=True)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.double(), ref, atol=0.05, rtol=0.02)
+
+
+@needs_kernel
+def test_the_thread_count_does_not_change_the_bits():
+    inputs = _inputs(batch=2, channels=8, length=17)
+    dout = torch.randn(2, 8, 17, generator=torch.Generator().manual_seed(1))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _with_grads(selective_scan_cpu, inputs, dout, delta_softplus=True)
+        torch.set_num_threads(2)
+        two = _with_grads(selective_scan_cpu, inputs, dout, delta_softplus=True)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(one[0], two[0])
+    for a, b in zip(one[1], two[1]):  # B, C, A, D and the bias are summed per thread: equal to rounding
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+
+
+def test_backend_dispatch_and_errors():
+    assert scan_backend_for("cpu", "reference") == "reference"
+    assert scan_backend_for("cpu") == ("cpu" if KERNEL is not None else "reference")
+    with pytest.raises(ModelError, match="backend must be one of auto, reference, cpu, cuda; got 'fast'"):
+        scan_backend_for("cpu", "fast")
+    with pytest.raises(ModelError, match="'cuda' needs CUDA tensors and mamba-ssm"):
+        scan_backend_for("cpu", "cuda")
+    inputs = _inputs(length=5)
+    torch.testing.assert_close(selective_scan(*inputs, delta_softplus=True, backend="reference"),
+                               selective_scan_reference(*inputs, delta_softplus=True))
+
+
+@needs_kernel
+def test_a_state_size_the_kernel_cannot_take_is_refused_by_the_kernel():
+    inputs = _inputs(state=12)
+    with pytest.raises(RuntimeError, match="N must be a multiple of 8"):
+        selective_scan_cpu(*inputs)
+
+
+@pytest.fixture
+def fresh_scan_cache(monkeypatch):
+    sk.scan_kernel.cache_clear()
+    yield
+    monkeypatch.undo()
+    sk.scan_kernel.cache_clear()
+
+
+def test_the_environment_switch_turns_the_kernel_off(monkeypatch, fresh_scan_cache):
+    monkeypatch.setenv(sk.ENV_SWITCH, "off")
+    assert sk.scan_kernel() is None and sk.ENV_SWITCH in sk.scan_kernel_error()
+    assert scan_backend_for("cpu") == "reference"
+    with pytest.raises(ModelError, match="backend 'cpu' could not be used here"):
+        selective_scan_cpu(*_inputs(length=3))
+
+
+@needs_kernel
+def test_a_kernel_that_computes_wrong_numbers_is_not_used(monkeypatch, fresh_scan_cache):
+    real = sk.ScanKernel.forward
+    monkeypatch.setattr(sk.ScanKernel, "forward", lambda self, *args: real(self, *args) * 1.001)
+    assert sk.scan_kernel() is None and "scan out differs from the reference" in sk.scan_kernel_error()
