@@ -43,12 +43,13 @@ def _build() -> FTAKernel:
 
 
 def _probe(kernel: FTAKernel) -> None:
-    """Forward and backward on small grids (prefix 0 to 2, odd T) against dense masked attention in float64."""
+    """Forward and backward on small grids (prefix 0 to 2, odd T; short rows take the 8-float path, T' = 33 the
+    16-float one where the CPU has it) against dense masked attention in float64."""
     from audio_ticl.models.attention import _FTAFunction, fta_dense_reference
 
     gen = torch.Generator().manual_seed(0)
     hd = 2 * kernel.vector_width
-    for n_freq, n_time, prefix in ((3, 5, 2), (1, 7, 0), (4, 3, 1), (2, 19, 1)):
+    for n_freq, n_time, prefix in ((3, 5, 2), (1, 7, 0), (4, 3, 1), (2, 19, 1), (2, 33, 1)):
         length = prefix + n_freq * n_time
         q, k, v, dout = (torch.randn(2, 2, length, hd, generator=gen) for _ in range(4))
         with torch.enable_grad():
