@@ -87,7 +87,8 @@ def _add_strategies(sub) -> None:
 
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="micro-benchmarks (side-by-side timings, printed as ratios)")
-    p.add_argument("what", choices=["mixers"], help="mixers: GSA vs FTA attention and block timings")
+    p.add_argument("what", choices=["mixers", "scan"],
+                   help="mixers: GSA vs FTA attention and block timings; scan: Mamba's selective-scan backends")
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for the benchmark (see --help of it)")
 
 
@@ -219,6 +220,10 @@ def cmd_bench(args) -> int:
         from .bench_mixers import main as bench_main
 
         return bench_main(args.rest)
+    if args.what == "scan":
+        from .bench_scan import main as scan_main
+
+        return scan_main(args.rest)
     return 2
 
 

@@ -137,3 +137,15 @@ def test_a_kernel_that_computes_wrong_numbers_is_not_used(monkeypatch, fresh_sca
     real = sk.ScanKernel.forward
     monkeypatch.setattr(sk.ScanKernel, "forward", lambda self, *args: real(self, *args) * 1.001)
     assert sk.scan_kernel() is None and "scan out differs from the reference" in sk.scan_kernel_error()
+
+
+def test_bench_scan_prints_every_backend_and_checks_they_agree(capsys):
+    from audio_ticl.benchmark import cli
+
+    assert cli.main(["bench", "scan", "--length", "17", "--channels", "8", "--repeats", "1", "--reference",
+                     "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("selective scan, forward: B=2 E=8 L=17 N=16, fp32")
+    backends = {line.split()[0] for line in out.splitlines()[1:] if line.startswith("  ")}
+    assert {"cpu" if KERNEL is not None else "reference", "reference", "mambapy"} <= backends
+    assert ("x faster than mambapy" in out) or ("mambapy    not installed" in out)
