@@ -19,6 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from audio_ticl.models.cpu_flash import flash_forward_op
 from audio_ticl.models.fta_kernel import fta_kernel
+from audio_ticl.models.scan_kernel import scan_kernel
 
 
 def _matrix(R) -> np.ndarray:
@@ -194,10 +195,18 @@ def _fta_kernel_flop(q_shape, k_shape, v_shape, out_shape_arg, n_freq, n_time, n
     return 4 * heads_batch * n_freq * n_time * (n_freq + n_time - 1 + num_prefix) * head_dim
 
 
+def _scan_kernel_flop(u_shape, delta_shape, a_shape, *args, **kwargs) -> int:
+    """Mamba's fused CPU scan, counted as the kernel computes it: per state element a multiply for dt A, a
+    multiply and a multiply-add for the state update and a multiply-add for the output (6), per step dt u, D u and
+    the gate (4); exp and softplus are not counted, as the softmax is not counted for attention."""
+    batch, channels, length = u_shape
+    return batch * channels * length * (6 * a_shape[1] + 4)
+
+
 def flop_counter() -> FlopCounterMode:
     """torch's FlopCounterMode with the formulas above: the one counting convention of every FLOP figure here.
 
-    It also counts FTA's fused CPU kernel, so it loads that kernel first (built once per machine, see
+    It also counts FTA's fused CPU kernel and Mamba's CPU scan, so it loads them first (built once per machine, see
     ``models.fta_kernel``): a counter only knows the ops registered when it is created, and the kernel would
     otherwise be built inside the count, at the first FTA call, and counted as zero.
     """
@@ -205,6 +214,9 @@ def flop_counter() -> FlopCounterMode:
     kernel = fta_kernel()
     if kernel is not None:
         formulas[kernel.ops.forward] = _fta_kernel_flop
+    scan = scan_kernel()
+    if scan is not None:
+        formulas[scan.ops.forward] = _scan_kernel_flop
     return FlopCounterMode(display=False, custom_mapping=formulas)
 
 

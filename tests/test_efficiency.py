@@ -1,5 +1,6 @@
 """``ticl efficiency``: geometry, registry-driven cases, CPU peak memory, what a train step trains, FLOPs, the
-files it writes and its option errors. Tiny models (``ast_custom``: 32-d, one block, 2 heads), 1-2 repeats."""
+files it writes and its option errors. Tiny models (``ast_custom`` / ``ssamba_custom``: 32-d, 2 blocks, 2 heads),
+1-2 repeats."""
 from __future__ import annotations
 
 import csv
@@ -18,10 +19,11 @@ from audio_ticl.benchmark.errors import OptionError
 from audio_ticl.models import MIXERS
 from audio_ticl.models.fta_kernel import fta_kernel
 from audio_ticl.models.mixers import GlobalSelfAttention
+from audio_ticl.models.scan_kernel import scan_kernel
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY = {"embed_dim": 32, "depth": 1, "num_heads": 2}
+TINY = {"embed_dim": 32, "depth": 2, "num_heads": 2}  # depth 2: SSAMBA runs its layers in pairs
 MB = 2**20
 #: a cheap geometry: 32 frames at stride 16 -> 8 x 2 = 16 patch tokens
 FAST = ["--sizes", "custom", "--frames", "32", "--strides", "16", "--threads", "1", "--repeats", "2",
@@ -136,8 +138,8 @@ def test_a_newly_registered_mixer_is_measured_without_touching_the_command(tmp_p
 
     monkeypatch.setitem(MIXERS, "throwaway", Throwaway)
     plan, text, _, rows = _run(tmp_path)  # no --mixers: every registered one
-    assert [s.mixer for s in plan.specs] == list(MIXERS)
-    assert [r["mixer"] for r in rows] == list(MIXERS)
+    assert [s.mixer for s in plan.specs] == [*MIXERS, "mamba"]
+    assert [r["mixer"] for r in rows] == [*MIXERS, "mamba"]
     assert "| throwaway " in text
 
 
@@ -167,10 +169,10 @@ def test_files_table_and_ratios(tmp_path):
 
 # -------------------------------------------------------------------------------------------------- CLI errors
 def test_an_unknown_mixer_lists_the_registered_ones(capsys):
-    assert cli.main(["efficiency", "--mixers", "gsa,mamba"]) == 2
+    assert cli.main(["efficiency", "--mixers", "gsa,hyena"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("ticl: error: --mixers: unknown 'mamba'") and err.count("\n") == 1
-    assert all(name in err for name in MIXERS)
+    assert err.startswith("ticl: error: --mixers: unknown 'hyena'") and err.count("\n") == 1
+    assert all(name in err for name in [*MIXERS, "mamba"])
 
 
 def test_a_bad_token_count_is_a_one_line_error(capsys):
@@ -266,3 +268,35 @@ def test_the_busy_note_names_other_runnable_tasks(tmp_path, monkeypatch):
     note = machine.busy_note(2, "compare with --threads 1", loadavg=loadavg, task_dir=tasks)
     assert note.startswith("note: 2 other runnable task(s) (load average 1.5) on")
     assert machine.busy_note(1, loadavg=loadavg, task_dir=tasks) == ""  # one thread: nothing to wait for
+
+
+# -------------------------------------------------------------------------------------------------- mamba
+def test_mamba_measures_the_ssamba_model_of_the_same_size(tmp_path):
+    plan, text, _, rows = _run(tmp_path, "--mixers", "gsa,mamba", "--frames", "48")
+    assert [(s.size, s.model, s.mixer) for s in plan.specs] == [("custom", "ast_custom", "gsa"),
+                                                                ("custom", "ssamba_custom", "mamba")]
+    mamba = next(r for r in rows if r["mixer"] == "mamba")
+    assert float(mamba["gflops"]) > 0 and float(mamba["fwd_ms"]) > 0
+    assert "| mamba " in text
+
+
+def test_the_op_scope_refuses_mixers_without_an_attention_op():
+    with pytest.raises(OptionError, match="--mixers mamba: --scope op times attention ops"):
+        command.plan(command.parse(["--scope", "op", "--mixers", "gsa,mamba"]))
+
+
+@pytest.mark.skipif(scan_kernel() is None, reason="no CPU scan kernel here")
+def test_the_flop_counter_counts_the_cpu_scan():
+    from audio_ticl.benchmark.metrics import forward_flops
+    from audio_ticl.models.selective_scan import selective_scan_cpu
+
+    batch, channels, length, state = 2, 8, 5, 16
+    u, delta = torch.randn(batch, channels, length), torch.rand(batch, channels, length)
+    a, b, c = -torch.rand(channels, state), torch.randn(batch, state, length), torch.randn(batch, state, length)
+    flops = forward_flops(lambda: selective_scan_cpu(u, delta, a, b, c))
+    assert flops == batch * channels * length * (6 * state + 4)
+
+
+def test_the_op_scope_defaults_to_the_attention_mixers():
+    plan = command.plan(command.parse(["--scope", "op", "--tokens", "144"]))
+    assert [s.mixer for s in plan.specs] == list(MIXERS)

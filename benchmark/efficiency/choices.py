@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from audio_ticl.benchmark.errors import OptionError
-from audio_ticl.models import MIXERS, PET_METHODS, list_models
-from audio_ticl.models.registry import model_entrypoint
+from audio_ticl.models import MIXERS, PET_METHODS, list_mixers, list_models
+from audio_ticl.models.registry import model_entrypoint, model_mixers
 
 #: the ``--pet`` value for no PET method: the plain backbone (full fine-tuning when training)
 NO_PET = "none"
@@ -17,8 +17,26 @@ GEOMETRY_OPTIONS = {"input_frames"}
 
 
 def mixers() -> list[str]:
-    """Registered token mixers, in registration order (the first, gsa, is the ratio columns' reference)."""
+    """Every token mixer a backbone takes, in registration order (the first, gsa, is the ratio columns'
+    reference): the attention mixers, then ``mamba`` (SSAMBA's layers)."""
+    return list_mixers()
+
+
+def attention_mixers() -> list[str]:
+    """The mixers with an attention op (``TokenMixer.attend``), which ``--scope op`` times."""
     return list(MIXERS)
+
+
+def model_for(model: str, mixer: str) -> str:
+    """The registered model of ``model``'s size that takes ``mixer``: ``model`` itself, or the family member that
+    declares it (``ast_tiny`` + ``mamba`` -> ``ssamba_tiny``: same size name, Mamba layers)."""
+    if mixer in (model_mixers(model) or MIXERS):
+        return model
+    size = model.split("_", 1)[-1]
+    for name in list_models():
+        if name.split("_", 1)[-1] == size and mixer in (model_mixers(name) or ()):
+            return name
+    raise OptionError(f"--mixers {mixer}: no registered model of size '{size}' takes it")
 
 
 def pets() -> list[str]:
@@ -34,7 +52,10 @@ def sizes(model_kwargs: Mapping[str, Any] | None = None) -> dict[str, str]:
     """size name -> registered model (``base`` -> ``ast_base``), for the models buildable from the geometry and
     ``model_kwargs`` alone (``ast_custom`` needs its width, depth and heads)."""
     given = GEOMETRY_OPTIONS | set(model_kwargs or {})
-    return {name.removeprefix("ast_"): name for name in list_models() if _required(name) <= given}
+    return {
+        name.removeprefix("ast_"): name for name in list_models()
+        if _required(name) <= given and model_mixers(name) is None  # family members come from model_for
+    }
 
 
 def _normalize(text: str) -> str:

@@ -68,7 +68,8 @@ def preset_model(name: str) -> PresetModel:
 def plan(args: argparse.Namespace, model_kwargs: dict[str, Any] | None = None) -> Plan:
     """Check the options against the registries and the device; ``model_kwargs`` override every size."""
     model_kwargs = dict(model_kwargs or {})
-    mixers = choices.resolve("--mixers", args.mixers, choices.mixers(), choices.mixers())
+    default_mixers = choices.attention_mixers() if args.scope == "op" else choices.mixers()
+    mixers = choices.resolve("--mixers", args.mixers, choices.mixers(), default_mixers)
     pets = choices.resolve("--pet", args.pet, choices.pets(), [choices.NO_PET])
     preset = getattr(args, "preset", None)
     frames, strides, batch = args.frames, args.strides or [10], args.batch or 2
@@ -87,11 +88,15 @@ def plan(args: argparse.Namespace, model_kwargs: dict[str, Any] | None = None) -
     if args.scope == "op" and methods:
         raise OptionError(f"--pet {','.join(methods)}: --scope op times the attention op alone, which has no PET "
                           "modules; use --scope encoder")
+    no_op = [m for m in mixers if m not in choices.attention_mixers()]
+    if args.scope == "op" and no_op:
+        raise OptionError(f"--mixers {','.join(no_op)}: --scope op times attention ops, which these mixers do not "
+                          "have; use --scope encoder")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise OptionError("--device cuda: torch sees no CUDA device here")
     frames = None if args.tokens is not None else (frames or DEFAULT_FRAMES)
     setup = Setup(args.scope, batch, args.train, args.device, args.dtype, model_kwargs)
-    specs = [CaseSpec(s, sizes[s], m, p) for s, m, p in itertools.product(chosen, mixers, pets)]
+    specs = [CaseSpec(s, choices.model_for(sizes[s], m), m, p) for s, m, p in itertools.product(chosen, mixers, pets)]
     return Plan(geometries(frames, args.tokens, strides), specs, setup, args.repeats, args.warmup, args.threads,
                 getattr(args, "profile", False))
 

@@ -50,8 +50,9 @@ DEFAULT_FRAMES = [128, 512, 1024]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mixers", type=_names("--mixers"), metavar="M,M,...",
-                   help="token mixers (registered names, '-' reads as '_'); default: every registered mixer. "
-                        "The first is the reference of the ratio columns")
+                   help="token mixers (registered names, '-' reads as '_'); default: every registered mixer "
+                        "(--scope op: every attention mixer). The first is the reference of the ratio columns; "
+                        "mamba measures the SSAMBA model of each size")
     p.add_argument("--pet", type=_names("--pet"), metavar="P,P,...",
                    help="PET methods (registered names) or none (the plain backbone: full fine-tuning when "
                         "training); default: none")
