@@ -149,3 +149,20 @@ def test_bench_scan_prints_every_backend_and_checks_they_agree(capsys):
     backends = {line.split()[0] for line in out.splitlines()[1:] if line.startswith("  ")}
     assert {"cpu" if KERNEL is not None else "reference", "reference", "mambapy"} <= backends
     assert ("x faster than mambapy" in out) or ("mambapy    not installed" in out)
+
+
+@needs_kernel
+def test_the_kernels_own_softplus_and_gate_equal_the_reference():
+    """``selective_scan_cpu`` applies softplus and the gate with ATen (vectorised) and hands the kernel dt; the
+    kernel's own softplus and gate (its full mamba-ssm interface) are checked here, through its autograd Function."""
+    from audio_ticl.models.selective_scan import _CPUScan
+
+    inputs = _inputs(length=11)
+    dout = torch.randn(2, 5, 11, generator=torch.Generator().manual_seed(3))
+    leaves = [t.clone().requires_grad_(True) for t in inputs]
+    got = _CPUScan.apply(*leaves, True, KERNEL)
+    ref_leaves = [t.double().requires_grad_(True) for t in inputs]
+    ref = selective_scan_reference(*ref_leaves, delta_softplus=True)
+    torch.testing.assert_close(got.double(), ref, atol=1e-5, rtol=1e-4)
+    for a, b in zip(torch.autograd.grad(got, leaves, dout), torch.autograd.grad(ref, ref_leaves, dout.double())):
+        torch.testing.assert_close(a.double(), b, atol=1e-4, rtol=1e-4)
