@@ -53,5 +53,7 @@ __all__ = [
 
 
 def list_mixers() -> list[str]:
-    """Every token-mixer name a backbone accepts: the attention mixers (``MIXERS``) and ``mamba`` (SSAMBA)."""
-    return [*MIXERS, "mamba"]
+    """Every token-mixer name a backbone accepts: the attention mixers (``MIXERS``), then the mixers registered
+    models declare for themselves (``model_mixers``: SSAMBA's ``mamba``)."""
+    declared = {mixer for name in list_models() for mixer in (model_mixers(name) or ())}
+    return [*MIXERS, *sorted(declared - set(MIXERS))]

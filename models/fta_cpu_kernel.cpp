@@ -21,6 +21,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "vector_exp.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -74,26 +76,7 @@ static inline float hmax(vf x) {
 }
 static inline int64_t round_up(int64_t n) { return (n + W - 1) / W * W; }
 
-// exp(x) for x <= 88 (softmax arguments are <= 0): Cephes expf's polynomial, relative error about 1 ulp.
-static inline vf vexp(vf x) {
-  const vf hi = splat(88.0f), lo = splat(-87.0f);
-  x = x > hi ? hi : x;
-  x = x < lo ? lo : x;  // NaN fails both tests and stays NaN
-  const vf magic = splat(12582912.0f);  // 1.5 * 2^23: adding it rounds to the nearest integer
-  const vf t = x * 1.44269504088896341f + magic;
-  const vf n = t - magic;
-  const vi ni = (vi)t - (vi)magic;
-  vf r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  vf y = splat(1.9875691500e-4f);
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * (r * r) + r + 1.0f;
-  return y * (vf)((ni + 127) << 23);
-}
+static inline vf vexp(vf x) { return vector_exp<vf, vi>(x); }
 
 // C[i][j] (+)= sum_k A[i*ars + k*acs] * B[k*ldb + j] for i < MR, j < NV*W: MR*NV accumulators in registers.
 template <int MR, int NV>

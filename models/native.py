@@ -4,8 +4,9 @@ trusting them only after a probe.
 Why compiled at first use rather than shipped: each is compiled with ``-march=native`` for the machine that runs
 it (AVX-512 where there is one), and a wheel per CPU would be a packaging job of its own. A build needs a C++
 compiler and ninja (a dependency), takes 10-60 s once, and is cached by torch (``~/.cache/torch_extensions``, or
-``$TORCH_EXTENSIONS_DIR``), keyed by the source, the flags, torch's version and this machine's CPU flags. Each
-kernel registers dispatcher ops (``TORCH_LIBRARY``), so FLOP counters and the profiler see them by name.
+``$TORCH_EXTENSIONS_DIR``), keyed by the source and its headers, the flags, torch's version and this machine's
+CPU flags. Each kernel registers dispatcher ops (``TORCH_LIBRARY``), so FLOP counters and the profiler see them by
+name.
 
 Where a kernel cannot be built, or its probe against the pure-PyTorch reference fails, its loader returns None and
 logs why once, and the caller takes its pure-PyTorch path.
@@ -51,8 +52,9 @@ def build_ops(source: Path, prefix: str, what: str) -> None:
         from torch.utils import cpp_extension  # imported late: it is slow
     finally:
         quiet.setLevel(level)
+    headers = "".join(h.read_text() for h in sorted(source.parent.glob("*.h")))  # shared code (vector_exp.h)
     key = hashlib.sha256(
-        (cpu_fingerprint() + " ".join(CFLAGS) + torch.__version__ + source.read_text()).encode()
+        (cpu_fingerprint() + " ".join(CFLAGS) + torch.__version__ + source.read_text() + headers).encode()
     ).hexdigest()[:12]
     log.info("loading %s from %s (compiled on first use on a machine, 10-60 s; cached after)", what, source.name)
     cpp_extension.load(
@@ -60,6 +62,7 @@ def build_ops(source: Path, prefix: str, what: str) -> None:
         sources=[str(source)],
         extra_cflags=CFLAGS,
         extra_ldflags=["-fopenmp"],
+        extra_include_paths=[str(source.parent)],
         is_python_module=False,
         verbose=False,
     )

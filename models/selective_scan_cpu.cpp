@@ -15,6 +15,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "vector_exp.h"
+
 #include <cmath>
 #include <vector>
 
@@ -35,26 +37,7 @@ inline float hsum(vf x) {
   return s;
 }
 
-// exp(x), Cephes expf's polynomial (about 1 ulp); inputs clamped to [-87, 88].
-inline vf vexp(vf x) {
-  const vf hi = splat(88.0f), lo = splat(-87.0f);
-  x = x > hi ? hi : x;
-  x = x < lo ? lo : x;
-  const vf magic = splat(12582912.0f);
-  const vf t = x * 1.44269504088896341f + magic;
-  const vf n = t - magic;
-  const vi ni = (vi)t - (vi)magic;
-  vf r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  vf y = splat(1.9875691500e-4f);
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * (r * r) + r + 1.0f;
-  return y * (vf)((ni + 127) << 23);
-}
+inline vf vexp(vf x) { return vector_exp<vf, vi>(x); }
 
 inline float softplus(float x) { return x > 20.f ? x : std::log1p(std::exp(x)); }
 inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
