@@ -89,6 +89,9 @@ class MaterializedSelfAttention(TokenMixer):
     papers compare against can be measured beside fused SDPA, the honest baseline (``ticl efficiency``).
     """
 
+    #: ``ticl efficiency`` skips a case whose (B, H, L, L) maps would not fit (``benchmark.efficiency.fit``)
+    materializes_scores = True
+
     def attend(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, grid: tuple[int, int], num_prefix: int
     ) -> torch.Tensor:

@@ -300,3 +300,42 @@ def test_the_flop_counter_counts_the_cpu_scan():
 def test_the_op_scope_defaults_to_the_attention_mixers():
     plan = command.plan(command.parse(["--scope", "op", "--tokens", "144"]))
     assert [s.mixer for s in plan.specs] == list(MIXERS)
+
+
+# -------------------------------------------------------------------------------------------- memory guard
+def test_the_score_map_estimate_is_two_maps_a_forward_and_every_layer_in_training():
+    from audio_ticl.benchmark.efficiency.fit import score_map_bytes
+
+    geometry = from_frames(32, 16)  # 16 patch tokens + CLS
+    model = build_case(CaseSpec("custom", "ast_custom", "gsa_materialized"), geometry, Setup(model_kwargs=TINY))
+    backbone = model.modules[0]
+    one_map = 3 * 2 * 17 * 17 * 4  # batch 3, 2 heads, 17 x 17, fp32
+    assert score_map_bytes(backbone, 17, 3, 4, training=False) == 2 * one_map
+    assert score_map_bytes(backbone, 17, 3, 4, training=True) == 2 * 2 * one_map  # 2 layers, both saved
+    sdpa = build_case(CaseSpec("custom", "ast_custom", "gsa"), geometry, Setup(model_kwargs=TINY)).modules[0]
+    assert score_map_bytes(sdpa, 17, 3, 4, training=True) == 0
+
+
+def test_available_memory_is_read_from_meminfo(tmp_path):
+    from audio_ticl.benchmark.efficiency.fit import available_bytes
+
+    (tmp_path / "meminfo").write_text("MemTotal:  100 kB\nMemAvailable:   2048 kB\n")
+    assert available_bytes(tmp_path / "meminfo") == 2048 * 1024
+    assert available_bytes(tmp_path / "missing") is None
+
+
+def test_a_case_that_would_not_fit_is_skipped_before_it_runs_and_reported(tmp_path, monkeypatch):
+    from audio_ticl.benchmark.efficiency import measure
+    from audio_ticl.models.mixers import MaterializedSelfAttention
+
+    calls = []
+    original = MaterializedSelfAttention.attend
+    monkeypatch.setattr(MaterializedSelfAttention, "attend", lambda self, *a: calls.append(1) or original(self, *a))
+    monkeypatch.setattr(measure, "available_bytes", lambda: 8000)  # 8 kB: the 17 x 17 maps need 9.2 kB
+    _, text, _, rows = _run(tmp_path, "--mixers", "gsa,gsa-materialized")
+    by_mixer = {r["mixer"]: r for r in rows}
+    assert by_mixer["gsa"]["skipped"] == "" and float(by_mixer["gsa"]["fwd_ms"]) > 0
+    skipped = by_mixer["gsa_materialized"]
+    assert skipped["skipped"].startswith("did not fit") and skipped["fwd_ms"] == ""  # NaN, written empty
+    assert not calls  # nothing of it ran: not the FLOP count, the memory probe or the timing
+    assert "did not fit" in text and "not measured: custom/gsa_materialized/none at 16 tokens" in text

@@ -68,6 +68,8 @@ class Case:
     train_step: Callable[[], object] | None
     #: what the optimizer updates (encoder scope) or the inputs that get gradients (op scope)
     trainable: list[torch.Tensor]
+    #: tokens the mixers see: patch tokens and the prefix
+    sequence_length: int = 0
 
     def set_training(self, training: bool) -> None:
         """Train mode for train steps (dropout, batch statistics), eval mode for the forward timings."""
@@ -120,7 +122,8 @@ def encoder_case(spec: CaseSpec, geometry: Geometry, setup: Setup) -> Case:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)  # every call starts without gradients, as a training loop does
 
-    return Case(spec, geometry, [model, head], forward, train_step, trainable)
+    return Case(spec, geometry, [model, head], forward, train_step, trainable,
+                geometry.tokens + model.num_prefix_tokens)
 
 
 def op_case(spec: CaseSpec, geometry: Geometry, setup: Setup) -> Case:
@@ -149,7 +152,7 @@ def op_case(spec: CaseSpec, geometry: Geometry, setup: Setup) -> Case:
             for t in leaves:
                 t.grad = None
 
-    return Case(spec, geometry, [mixer], forward, train_step, leaves)
+    return Case(spec, geometry, [mixer], forward, train_step, leaves, shape[2])
 
 
 def build_case(spec: CaseSpec, geometry: Geometry, setup: Setup) -> Case:

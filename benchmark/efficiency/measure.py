@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from audio_ticl.benchmark.efficiency.cases import Case, CaseSpec, Setup, build_case
+from audio_ticl.benchmark.efficiency.fit import available_bytes, score_map_bytes, why_it_does_not_fit
 from audio_ticl.benchmark.efficiency.geometry import Geometry
 from audio_ticl.benchmark.efficiency.memory import peak_bytes
 from audio_ticl.benchmark.efficiency.profiling import profile_table, write_profile
@@ -44,6 +45,8 @@ class Row:
     peak_mb: float
     train_peak_mb: float
     memory_method: str
+    #: why the case was not measured ('' when it was): it would not have fitted in memory
+    skipped: str = ""
 
 
 COLUMNS = [f.name for f in fields(Row)]
@@ -90,10 +93,43 @@ def _profile(cases: list[Case], geometry: Geometry, setup: Setup, out: Path, log
             log(f"  profiled {path.name}")
 
 
+def _skip_reason(case: Case, setup: Setup) -> str:
+    """'' if the case fits in memory by ``benchmark.efficiency.fit``'s estimate, else why not."""
+    itemsize = setup.torch_dtype.itemsize
+    needed = max(score_map_bytes(m, case.sequence_length, setup.batch, itemsize, setup.train) for m in case.modules)
+    if setup.torch_device.type == "cuda":
+        import torch.cuda
+
+        free, _ = torch.cuda.mem_get_info(setup.torch_device)
+        return why_it_does_not_fit(needed, free)
+    return why_it_does_not_fit(needed, available_bytes())
+
+
+def _skipped_row(case: Case, setup: Setup, reason: str) -> Row:
+    spec, geometry = case.spec, case.geometry
+    return Row(
+        device=setup.device, dtype=setup.dtype, threads=torch.get_num_threads(), scope=setup.scope,
+        size=spec.size, mixer=spec.mixer, pet=spec.pet, frames=geometry.frames, stride=geometry.stride,
+        grid=geometry.grid_text, tokens=geometry.tokens, batch=setup.batch, fwd_ms=NAN, fwd_iqr_ms=NAN,
+        train_ms=NAN, train_iqr_ms=NAN, tokens_per_s=NAN, gflops=NAN, peak_mb=NAN, train_peak_mb=NAN,
+        memory_method="", skipped=reason,
+    )
+
+
 def measure_geometry(geometry: Geometry, specs: Sequence[CaseSpec], setup: Setup, repeats: int, warmup: int,
                      log: Callable[[str], None] = _stderr, profile_dir: Path | None = None) -> list[Row]:
-    """Every case at one geometry, side by side; with ``profile_dir``, then a profile of each."""
-    cases = [build_case(spec, geometry, setup) for spec in specs]
+    """Every case at one geometry, side by side; with ``profile_dir``, then a profile of each. A case that would
+    not fit in memory is skipped (a row with its reason), before anything of it runs."""
+    built = [build_case(spec, geometry, setup) for spec in specs]
+    skipped: dict[str, Row] = {}
+    for case in built:
+        reason = _skip_reason(case, setup)
+        if reason:
+            skipped[_label(case.spec)] = _skipped_row(case, setup, reason)
+            log(f"  skipped {_label(case.spec)}: {reason}")
+    cases = [c for c in built if _label(c.spec) not in skipped]
+    if not cases:
+        return [skipped[_label(c.spec)] for c in built]
     flops, memory, train_memory = {}, {}, {}
     for case in cases:
         label = _label(case.spec)
@@ -111,8 +147,11 @@ def measure_geometry(geometry: Geometry, specs: Sequence[CaseSpec], setup: Setup
     if profile_dir is not None:
         _profile(cases, geometry, setup, profile_dir, log)
     rows = []
-    for case in cases:
+    for case in built:
         spec, label = case.spec, _label(case.spec)
+        if label in skipped:
+            rows.append(skipped[label])
+            continue
         step = train.get(label)
         rows.append(Row(
             device=setup.device, dtype=setup.dtype, threads=torch.get_num_threads(), scope=setup.scope,

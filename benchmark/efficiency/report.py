@@ -84,8 +84,9 @@ def markdown_table(df: pd.DataFrame) -> str:
     cells = pd.DataFrame({
         "size": df["size"], "mixer": df["mixer"], "pet": df["pet"], "frames": df["frames"].astype(str),
         "grid": df["grid"], "tokens": df["tokens"].astype(str),
-        "fwd ms (IQR)": [_with_iqr(m, q) for m, q in zip(df["fwd_ms"], df["fwd_iqr_ms"])],
-        "tokens/s": df["tokens_per_s"].map(lambda v: f"{v:,.0f}"),
+        "fwd ms (IQR)": [_with_iqr(m, q) if not why else "did not fit"
+                         for m, q, why in zip(df["fwd_ms"], df["fwd_iqr_ms"], df["skipped"])],
+        "tokens/s": df["tokens_per_s"].map(lambda v: "-" if math.isnan(v) else f"{v:,.0f}"),
         "GFLOPs": df["gflops"].map(_num),
         "peak MB": df["peak_mb"].map(_num),
     })
@@ -120,10 +121,13 @@ def notes(df: pd.DataFrame, machine: str, repeats: int, warmup: int, busy: str =
         "IQR: interquartile range of the repeats, in brackets",
         "GFLOPs: one forward, torch.utils.flop_counter.FlopCounterMode with benchmark.metrics' formulas "
         "(a multiply-add counts 2; softmax, scaling and elementwise ops are not counted)",
-        *(METHOD_NOTES[m] for m in dict.fromkeys(df["memory_method"])),
+        *(METHOD_NOTES[m] for m in dict.fromkeys(df["memory_method"]) if m),
         "x faster / x less memory than R: R's median time (peak memory) divided by the row's at the same geometry, "
         "size and PET method (mixer ratios) or mixer (PET ratios); above 1 means better than R",
     ]
+    for _, row in df[df["skipped"] != ""].iterrows():
+        lines.append(f"not measured: {row['size']}/{row['mixer']}/{row['pet']} at {row['tokens']} tokens, batch "
+                     f"{row['batch']}: {row['skipped']} (estimated before it ran; benchmark.efficiency.fit)")
     if "fta" in set(df["mixer"]):
         lines.append(f"fta computed by {fta_auto_path(first['device'], DTYPES[first['dtype']])}")
     return lines + ([busy] if busy else [])
