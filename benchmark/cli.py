@@ -71,6 +71,10 @@ def _add_run(sub) -> None:
         "--smoke", action="store_true",
         help="the preset's smoke variant (tiny model, a few batches): checks a paper preset end to end on CPU",
     )
+    p.add_argument(
+        "--methods", type=lambda text: [n for n in text.split(",") if n], metavar="NAME,NAME,...",
+        help="run only these methods of the preset or config (their names, in the config's order)",
+    )
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run in --out after its last finished task")
     p.add_argument("--no-progress", action="store_true",
@@ -172,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args) -> int:
-    from .config import load_config
+    from .config import load_config, select_methods
     from .runner import run
 
     overrides = list(args.overrides)
@@ -181,6 +185,8 @@ def cmd_run(args) -> int:
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     cfg = load_config(args.preset, args.config, overrides, smoke=args.smoke)
+    if args.methods:
+        cfg = select_methods(cfg, args.methods)
     if args.data_root is not None and cfg.data.source == "synthetic" and cfg.scenario.kind == "class_split":
         raise TICLError(f"--data-root was given, but preset '{cfg.name}' uses the built-in synthetic data")
     out = args.out

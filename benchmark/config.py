@@ -94,6 +94,8 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"config key 'methods.{i}.name': duplicate method name '{method.name}'")
         seen.add(method.name)
         _validate_mixer(cfg.model.name, method.mixer, f"methods.{i}.mixer")
+        if method.pet:
+            _validate_pet(cfg.model.name, method.pet, f"methods.{i}.pet")
         cfg.method_train(method)  # validates the per-method train overrides
     if cfg.scenario.kind == "dataset_sequence" and not cfg.scenario.sequence:
         raise ConfigError("config key 'scenario.sequence' must list the datasets of a dataset_sequence scenario")
@@ -104,6 +106,16 @@ def validate(cfg: RunConfig) -> None:
                 raise ConfigError(f"config key 'scenario.sequence.{i}.fallback.fallback': a fallback cannot have one")
             _validate_step(step.fallback, f"scenario.sequence.{i}.fallback")
     _validate_tuning(cfg)
+
+
+def select_methods(cfg: RunConfig, names: list[str]) -> RunConfig:
+    """``cfg`` with only the methods named (kept in the config's order); an unknown name is an error that lists the
+    config's methods."""
+    known = [m.name for m in cfg.methods]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"--methods: {', '.join(unknown)} not in '{cfg.name}', whose methods are {', '.join(known)}")
+    return dataclasses.replace(cfg, methods=[m for m in cfg.methods if m.name in names])
 
 
 def _validate_mixer(model: str, mixer: str, key: str) -> None:
@@ -118,6 +130,26 @@ def _validate_mixer(model: str, mixer: str, key: str) -> None:
         raise ConfigError(
             f"config key '{key}': model '{model}' takes the mixer(s) {', '.join(allowed)}, got '{mixer}'"
         )
+
+
+def _validate_pet(model: str, pet: str, key: str) -> None:
+    """A method's PET method must apply to its model's family (no MLP adapters on SSAMBA), checked before any work."""
+    from audio_ticl.models.pet import PET_METHODS
+    from audio_ticl.models.registry import is_model, model_family
+
+    if not is_model(model) or pet not in PET_METHODS:
+        return  # the builders report unknown names
+    family = model_family(model)
+
+    def why_not(name: str) -> str:
+        check = getattr(PET_METHODS[name], "not_applicable", None)  # a registered class without it: no claim
+        return check(family) if check is not None else ""
+
+    reason = why_not(pet)
+    if reason:
+        applicable = [name for name in sorted(PET_METHODS) if not why_not(name)]
+        raise ConfigError(f"config key '{key}': PET method '{pet}' does not apply to model '{model}' ({family} "
+                          f"layers): {reason}. It takes: {', '.join(applicable)}")
 
 
 def _validate_tuning(cfg: RunConfig) -> None:

@@ -56,6 +56,15 @@ def backbone_kwargs(model_cfg: ModelConfig) -> dict:
     return out
 
 
+def upstream_mixer(model: str) -> str:
+    """The mixer the upstream backbone trains with: GSA for attention models (every attention mixer then starts
+    from the same weights), the model's own for models that declare theirs (SSAMBA: ``mamba``)."""
+    from audio_ticl.models.registry import model_mixers
+
+    declared = model_mixers(model)
+    return declared[0] if declared else "gsa"
+
+
 def _cache_key(model_cfg: ModelConfig, num_mel_bins: int, frames: int) -> str:
     spec = {
         "version": UPSTREAM_VERSION,
@@ -105,7 +114,8 @@ def pretrained_backbone_state(
     with torch.random.fork_rng():
         torch.manual_seed(UPSTREAM_SEED)
         backbone: ASTBackbone = create_model(
-            model_cfg.name, input_frames=frames, num_mel_bins=num_mel_bins, mixer="gsa", **backbone_kwargs(model_cfg)
+            model_cfg.name, input_frames=frames, num_mel_bins=num_mel_bins, mixer=upstream_mixer(model_cfg.name),
+            **backbone_kwargs(model_cfg),
         ).to(device)
         head = nn.Linear(backbone.num_features, len(UPSTREAM_CLASSES)).to(device)
         params = list(backbone.parameters()) + list(head.parameters())

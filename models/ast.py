@@ -77,6 +77,9 @@ class ASTBackbone(nn.Module):
     """AST encoder without a head (``models.protocol.Backbone``): ``forward_features`` maps (B, T, F) fbanks to
     (B, P+N, D) tokens, ``forward_head`` pools them, ``forward`` does both."""
 
+    #: PET methods name their targets per family (``models.pet.base``); subclasses with other layers declare theirs
+    pet_family = "transformer"
+
     def __init__(
         self,
         input_frames: int,

@@ -7,15 +7,23 @@ One layer, for tokens x of width D (E = expand * D, N = d_state, R = dt_rank = c
     for each direction (forward; backward on the flipped sequence, flipped back after):
         u = silu(causal depthwise conv1d(x))          # kernel d_conv, its own weights per direction
         dt, B, C = x_proj(u).split(R, N, N)          # E -> R + 2N, no bias
-        dt = dt_proj.weight @ dt                      # R -> E; its bias enters the scan as delta_bias
-        y = selective_scan(u, dt, -exp(A_log), B, C, D, z, delta_bias, softplus)
+        dt = dt_proj(dt)                              # R -> E, with its bias (mamba-ssm: delta_bias in the scan)
+        y = selective_scan(u, dt, -exp(A_log), B, C, D, z, softplus)
     out = out_proj((y_forward + y_backward) / 2)     # shared, no bias
 
 Parameter names are Vim's (``conv1d``/``conv1d_b``, ``x_proj``/``x_proj_b``, ``dt_proj``/``dt_proj_b``,
 ``A_log``/``A_b_log``, ``D``/``D_b``), so SSAMBA checkpoints load by name. The grid is not used: a Mamba layer sees
-the tokens as one sequence, prefix (CLS) first. Initialisation is Mamba's (Gu & Dao 2023, Sec. 3.6 and its code):
-S4D-real A (A_n = -(n + 1)), D = 1, dt_proj's bias set so that softplus(bias) lies log-uniformly in
-[dt_min, dt_max] = [1e-3, 0.1], its weight uniform in +-R^-0.5.
+the tokens as one sequence, prefix (CLS) first.
+
+``reverse=True`` computes ``flip(mixer(flip(x)))`` without flipping the layer's input or output: the forward
+direction's parameters scan the sequence from its end, the backward's from its start. SSAMBA's second layer of a
+pair runs this way, so every module around the mixer (norm, PET adapters on the patch grid) sees the tokens in
+their own order. dt_proj is called as a module (its bias added there, not inside the scan as mamba-ssm's
+``delta_bias``; the same sum), so a PET method can hook it.
+
+Initialisation is Mamba's (Gu & Dao 2023, Sec. 3.6 and its code): S4D-real A (A_n = -(n + 1)), D = 1, dt_proj's
+bias set so that softplus(bias) lies log-uniformly in [dt_min, dt_max] = [1e-3, 0.1], its weight uniform in
++-R^-0.5.
 """
 from __future__ import annotations
 
@@ -91,19 +99,22 @@ class BiMambaMixer(nn.Module):
         u = F.silu(conv(x)[..., :length])  # causal: the left padding's outputs only
         x_dbl = x_proj(rearrange(u, "b e l -> b l e"))
         dt, b, c = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        delta = rearrange(F.linear(dt, dt_proj.weight), "b l e -> b e l")
+        delta = rearrange(dt_proj(dt), "b l e -> b e l")
         b, c = (rearrange(t, "b l n -> b n l") for t in (b, c))
-        return selective_scan(u, delta, -torch.exp(a_log.float()), b, c, d.float(), z,
-                              delta_bias=dt_proj.bias.float(), delta_softplus=True, backend=self.scan)
+        return selective_scan(u, delta, -torch.exp(a_log.float()), b, c, d.float(), z, delta_softplus=True,
+                              backend=self.scan)
 
-    def forward(self, x: torch.Tensor, grid: tuple[int, int] | None = None, num_prefix: int = 0) -> torch.Tensor:
-        """(B, L, D) -> (B, L, D); ``grid`` and ``num_prefix`` are accepted for the mixers' signature and unused."""
+    def forward(self, x: torch.Tensor, grid: tuple[int, int] | None = None, num_prefix: int = 0,
+                reverse: bool = False) -> torch.Tensor:
+        """(B, L, D) -> (B, L, D); ``grid`` and ``num_prefix`` are accepted for the mixers' signature and unused.
+        ``reverse``: ``flip(self(flip(x)))``, computed without flipping ``x`` (see the module docstring)."""
         xz = rearrange(self.in_proj(x), "b l e -> b e l")
         u, z = xz.chunk(2, dim=1)
-        y_f = self._direction(u, z, self.conv1d, self.x_proj, self.dt_proj, self.A_log, self.D)
-        y_b = self._direction(u.flip(-1), z.flip(-1), self.conv1d_b, self.x_proj_b, self.dt_proj_b, self.A_b_log,
-                              self.D_b).flip(-1)
-        y = y_f + y_b
+        forward = (self.conv1d, self.x_proj, self.dt_proj, self.A_log, self.D)
+        backward = (self.conv1d_b, self.x_proj_b, self.dt_proj_b, self.A_b_log, self.D_b)
+        natural, flipped = (backward, forward) if reverse else (forward, backward)
+        y_natural = self._direction(u, z, *natural)
+        y = y_natural + self._direction(u.flip(-1), z.flip(-1), *flipped).flip(-1)
         if self.divide_out:
             y = y / 2
         return self.out_proj(rearrange(y, "b e l -> b l e"))

@@ -7,7 +7,8 @@ from torch import nn
 
 from audio_ticl.models.errors import ModelError, UnknownNameError
 
-__all__ = ["register_model", "create_model", "list_models", "is_model", "model_entrypoint", "model_mixers"]
+__all__ = ["register_model", "create_model", "list_models", "is_model", "model_entrypoint", "model_mixers",
+           "model_family", "TRANSFORMER"]
 
 _MODEL_ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -41,6 +42,16 @@ def model_entrypoint(name: str) -> Callable[..., nn.Module]:
 def create_model(name: str, **overrides) -> nn.Module:
     """Build model ``name``; keyword overrides go to its constructor (e.g. ``input_frames``, ``mixer``)."""
     return model_entrypoint(name)(**overrides)
+
+
+#: the PET family of attention backbones (AST and its kin); others declare theirs (``fn.pet_family``)
+TRANSFORMER = "transformer"
+
+
+def model_family(name: str) -> str:
+    """The PET family of model ``name``: what its entrypoint declares (``fn.pet_family``: SSAMBA's ``"mamba"``),
+    else the transformer's. PET methods name their targets per family (``models.pet.base``)."""
+    return str(getattr(model_entrypoint(name), "pet_family", TRANSFORMER))
 
 
 def model_mixers(name: str) -> tuple[str, ...] | None:

@@ -1,49 +1,60 @@
-// Mamba's selective scan (S6) for the CPU, float32, forward and backward: one fused sequential pass per channel.
+// Mamba's selective scan (S6) for the CPU, float32, forward and backward: one fused sequential pass per channel,
+// the vector lanes over channels.
 //
 // Why: a scan over L steps is serial in L but independent across the B x E channels. llama.cpp's ssm_scan keeps
-// each channel's N-float state in registers and walks the sequence once; this does the same, with threads over
-// channels (at::parallel_for, torch's pool). Nothing of size B x L x E x N is ever stored: the forward keeps only
-// the output; the backward recomputes one channel's states (L x N floats, in cache) and walks back through them.
-// mamba.py's parallel (Blelloch) scan does about 3x the serial work and materialises B x L x E x N tensors.
+// each channel's N-float state in registers and walks the sequence once; this does the same for W channels at a
+// time (W = 16 with AVX-512, else 8): lane j of every vector is channel e0 + j, the N states are N vectors, B_t and
+// C_t (shared by all channels) are broadcast scalars, so a step is N exp-multiply-adds with no horizontal sums.
+// Threads over (batch, channel block) with at::parallel_for (torch's pool). Each block's u, dt, z are transposed
+// into (L, W) buffers first, softplus and the gate are computed there with vector exp / log, and the output is
+// transposed back. Nothing of size B x L x E x N is ever stored: the backward keeps one state per 128 steps and
+// recomputes each earlier 128-step segment (in cache) before walking back through it, so it runs the forward
+// recurrence twice at most (once for L <= 128). mamba.py's parallel (Blelloch) scan
+// does about 3x the serial work and materialises B x L x E x N tensors.
 //
 // Semantics are mamba-ssm's selective_scan_fn (Gu & Dao 2023, Alg. 2), with B and C shared by all channels:
 //   dt_t = softplus(delta_t + delta_bias) (or delta_t + delta_bias),   h_t = exp(dt_t A) * h_{t-1} + dt_t B_t u_t,
 //   y_t = <h_t, C_t> + D u_t,   out_t = y_t * silu(z_t) when z is given.
 // Shapes: u, delta, z (Bt, E, L); A (E, N); Bm, Cm (Bt, L, N) (the caller transposes mamba-ssm's (Bt, N, L));
-// D, delta_bias (E). N must be a multiple of 8 (Mamba uses 16).
+// D, delta_bias (E). N is at most 64 (Mamba uses 16).
 #include <torch/library.h>
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include "vector_exp.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 namespace {
 
+#if defined(__AVX512F__)
+constexpr int W = 16;
+#else
 constexpr int W = 8;
+#endif
 typedef float vf __attribute__((vector_size(W * 4)));
 typedef float vfu __attribute__((vector_size(W * 4), aligned(4)));
 typedef int vi __attribute__((vector_size(W * 4)));
-constexpr int NV_MAX = 8;  // N up to 64
+constexpr int N_MAX = 64;
+constexpr int64_t SEGMENT = 128;  // backward: steps recomputed from one stored state (128 x 16 x 16 floats: L2)
 
 inline vf load(const float* p) { return *reinterpret_cast<const vfu*>(p); }
 inline void store(float* p, vf x) { *reinterpret_cast<vfu*>(p) = x; }
 inline vf splat(float x) { return vf{} + x; }
-inline float hsum(vf x) {
-  float s = 0.f;
-  for (int i = 0; i < W; ++i) s += x[i];
-  return s;
+inline vf vexp(vf x) { return vector_exp<vf, vi>(x); }
+inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+inline vf vabs(vf x) { return x < 0.f ? -x : x; }
+inline vf sigmoid(vf x) { return 1.f / (1.f + vexp(-x)); }
+// softplus(x) = max(x, 0) + log1p(exp(-|x|)), the log1p from log(1 + p) with its rounding corrected
+inline vf softplus(vf x) {
+  const vf p = vexp(-vabs(x)), one_p = 1.f + p;
+  return vmax(x, vf{}) + vector_log<vf, vi>(one_p) + (p - (one_p - 1.f)) / one_p;
 }
 
-inline vf vexp(vf x) { return vector_exp<vf, vi>(x); }
-
-inline float softplus(float x) { return x > 20.f ? x : std::log1p(std::exp(x)); }
-inline float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
-
 struct Shapes {
-  int64_t Bt, E, L, N, NV;
+  int64_t Bt, E, L, N, blocks;
   bool has_z, use_softplus;
 };
 
@@ -58,39 +69,75 @@ Shapes check(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, 
   TORCH_CHECK(u.dim() == 3 && delta.sizes() == u.sizes(), "selective_scan_cpu: u and delta must be (B, E, L)");
   const int64_t Bt = u.size(0), E = u.size(1), L = u.size(2), N = A.size(1);
   TORCH_CHECK(A.dim() == 2 && A.size(0) == E, "selective_scan_cpu: A must be (E, N)");
-  TORCH_CHECK(N % W == 0 && N / W <= NV_MAX, "selective_scan_cpu: N must be a multiple of 8, at most 64, got ", N);
+  TORCH_CHECK(N >= 1 && N <= N_MAX, "selective_scan_cpu: N must be between 1 and 64, got ", N);
   TORCH_CHECK(Bm.sizes() == at::IntArrayRef({Bt, L, N}) && Cm.sizes() == Bm.sizes(),
               "selective_scan_cpu: B and C must be (B, L, N)");
   TORCH_CHECK(D.numel() == E && delta_bias.numel() == E, "selective_scan_cpu: D and delta_bias must have E values");
   if (z.has_value()) TORCH_CHECK(f32(*z) && z->sizes() == u.sizes(), "selective_scan_cpu: z must be like u");
-  return {Bt, E, L, N, N / W, z.has_value(), use_softplus};
+  return {Bt, E, L, N, (E + W - 1) / W, z.has_value(), use_softplus};
 }
 
-inline float step_dt(float delta, float bias, bool use_softplus) {
-  return use_softplus ? softplus(delta + bias) : delta + bias;
+// One block of `lanes` <= W channels: rows (the block's channels, L floats each, `stride` apart) <-> (L, W).
+void to_lanes(const float* src, int64_t L, int lanes, float* dst) {
+  std::fill(dst, dst + L * W, 0.f);
+  for (int j = 0; j < lanes; ++j)
+    for (int64_t t = 0; t < L; ++t) dst[t * W + j] = src[j * L + t];
+}
+void from_lanes(const float* src, int64_t L, int lanes, float* dst) {
+  for (int j = 0; j < lanes; ++j)
+    for (int64_t t = 0; t < L; ++t) dst[j * L + t] = src[t * W + j];
 }
 
-// One channel forward: out (L) and, when `states` is given, every h_t (L x N).
-void channel_forward(const Shapes& s, const float* u, const float* delta, const float* a_row, const float* Bm,
-                     const float* Cm, float d, float bias, const float* z, float* out, float* states) {
-  vf h[NV_MAX], a[NV_MAX];
-  for (int v = 0; v < s.NV; ++v) {
-    h[v] = vf{};
-    a[v] = load(a_row + v * W);
+// A block's inputs in lanes: u, dt (softplus applied), raw (delta + bias, for softplus' derivative), z.
+struct Block {
+  int64_t b, e0;
+  int lanes;
+  std::vector<float> u, dt, raw, z;
+  vf a[N_MAX], d;
+
+  Block(const Shapes& s, int64_t L) : u(L * W), dt(L * W), raw(L * W), z(s.has_z ? L * W : 0) {}
+
+  void load_block(const Shapes& s, int64_t index, const float* up, const float* dp, const float* zp,
+                  const float* ap, const float* Dp, const float* biasp) {
+    b = index / s.blocks;
+    e0 = (index % s.blocks) * W;
+    lanes = static_cast<int>(std::min<int64_t>(W, s.E - e0));
+    const int64_t off = (b * s.E + e0) * s.L;
+    to_lanes(up + off, s.L, lanes, u.data());
+    to_lanes(dp + off, s.L, lanes, raw.data());
+    if (s.has_z) to_lanes(zp + off, s.L, lanes, z.data());
+    vf bias{};
+    d = vf{};
+    for (int n = 0; n < s.N; ++n) a[n] = vf{};
+    for (int j = 0; j < lanes; ++j) {
+      bias[j] = biasp[e0 + j];
+      d[j] = Dp[e0 + j];
+      for (int n = 0; n < s.N; ++n) a[n][j] = ap[(e0 + j) * s.N + n];
+    }
+    for (int64_t t = 0; t < s.L; ++t) {
+      const vf r = load(&raw[t * W]) + bias;
+      store(&raw[t * W], r);
+      store(&dt[t * W], s.use_softplus ? softplus(r) : r);
+    }
   }
-  for (int64_t t = 0; t < s.L; ++t) {
-    const float dt = step_dt(delta[t], bias, s.use_softplus), du = dt * u[t];
+};
+
+// Steps [t0, t1) from state h: y_t before the gate into y (when given; row t - y_t0), h_t into states (when
+// given; row t - t0).
+void scan_steps(const Shapes& s, const Block& k, const float* Bm, const float* Cm, int64_t t0, int64_t t1, vf* h,
+                float* y, float* states, int64_t y_t0 = 0) {
+  for (int64_t t = t0; t < t1; ++t) {
+    const vf dt = load(&k.dt[t * W]), u = load(&k.u[t * W]), du = dt * u;
     const float* b_t = Bm + t * s.N;
     const float* c_t = Cm + t * s.N;
-    vf acc{};
-    for (int v = 0; v < s.NV; ++v) {
-      h[v] = vexp(a[v] * dt) * h[v] + load(b_t + v * W) * du;
-      acc += h[v] * load(c_t + v * W);
-      if (states != nullptr) store(states + t * s.N + v * W, h[v]);
+    vf acc = k.d * u;
+    for (int n = 0; n < s.N; ++n) {
+      h[n] = vexp(k.a[n] * dt) * h[n] + du * b_t[n];
+      acc += h[n] * c_t[n];
     }
-    float y = hsum(acc) + d * u[t];
-    if (z != nullptr) y *= z[t] * sigmoid(z[t]);
-    out[t] = y;
+    if (y != nullptr) store(y + (t - y_t0) * W, acc);
+    if (states != nullptr)
+      for (int n = 0; n < s.N; ++n) store(states + ((t - t0) * s.N + n) * W, h[n]);
   }
 }
 
@@ -105,11 +152,20 @@ at::Tensor scan_forward(const at::Tensor& u, const at::Tensor& delta, const at::
   const float *bp = Bm.data_ptr<float>(), *cp = Cm.data_ptr<float>(), *Dp = D.data_ptr<float>();
   const float *biasp = delta_bias.data_ptr<float>(), *zp = s.has_z ? z->data_ptr<float>() : nullptr;
   float* op = out.data_ptr<float>();
-  at::parallel_for(0, s.Bt * s.E, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t ch = begin; ch < end; ++ch) {
-      const int64_t b = ch / s.E, e = ch % s.E, off = ch * s.L;
-      channel_forward(s, up + off, dp + off, ap + e * s.N, bp + b * s.L * s.N, cp + b * s.L * s.N, Dp[e],
-                      biasp[e], zp ? zp + off : nullptr, op + off, nullptr);
+  at::parallel_for(0, s.Bt * s.blocks, 1, [&](int64_t begin, int64_t end) {
+    Block k(s, s.L);
+    std::vector<float> y(s.L * W);
+    vf h[N_MAX];
+    for (int64_t index = begin; index < end; ++index) {
+      k.load_block(s, index, up, dp, zp, ap, Dp, biasp);
+      for (int n = 0; n < s.N; ++n) h[n] = vf{};
+      scan_steps(s, k, bp + k.b * s.L * s.N, cp + k.b * s.L * s.N, 0, s.L, h, y.data(), nullptr);
+      if (s.has_z)
+        for (int64_t t = 0; t < s.L; ++t) {
+          const vf zt = load(&k.z[t * W]);
+          store(&y[t * W], load(&y[t * W]) * zt * sigmoid(zt));
+        }
+      from_lanes(y.data(), s.L, k.lanes, op + (k.b * s.E + k.e0) * s.L);
     }
   });
   return out;
@@ -123,81 +179,99 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& dout, const at::Tensor& 
   const Shapes s = check(u, delta, A, Bm, Cm, D, z, delta_bias, use_softplus);
   TORCH_CHECK(dout.sizes() == u.sizes() && dout.is_contiguous() && dout.scalar_type() == at::kFloat,
               "selective_scan_cpu: dout must be a contiguous float32 tensor like u");
-  const int64_t threads = at::get_num_threads();
+  const int64_t threads = at::get_num_threads(), N = s.N, L = s.L;
   at::Tensor du = at::empty_like(u), ddelta = at::empty_like(u), dz = s.has_z ? at::empty_like(u) : at::Tensor();
-  // B, C, A, D and the bias are shared across channels (or batch items): one partial sum per thread, added below
-  at::Tensor dB_part = at::zeros({threads, s.Bt, s.L, s.N}, u.options()), dC_part = at::zeros_like(dB_part);
-  at::Tensor dA_part = at::zeros({threads, s.E, s.N}, u.options());
+  // B and C are shared by every channel: each thread sums its channels' terms lane by lane into (B, L, N, W), and
+  // the lanes and threads are added once at the end; A, D and the bias are shared across the batch: per thread
+  at::Tensor dB_part = at::zeros({threads, s.Bt, L, N, W}, u.options()), dC_part = at::zeros_like(dB_part);
+  at::Tensor dA_part = at::zeros({threads, s.E, N}, u.options());
   at::Tensor dD_part = at::zeros({threads, s.E}, u.options()), dbias_part = at::zeros_like(dD_part);
   const float *gp = dout.data_ptr<float>(), *up = u.data_ptr<float>(), *dp = delta.data_ptr<float>();
   const float *ap = A.data_ptr<float>(), *bp = Bm.data_ptr<float>(), *cp = Cm.data_ptr<float>();
   const float *Dp = D.data_ptr<float>(), *biasp = delta_bias.data_ptr<float>();
   const float* zp = s.has_z ? z->data_ptr<float>() : nullptr;
   float *dup = du.data_ptr<float>(), *ddp = ddelta.data_ptr<float>(), *dzp = s.has_z ? dz.data_ptr<float>() : nullptr;
-  at::parallel_for(0, s.Bt * s.E, 1, [&](int64_t begin, int64_t end) {
+  const int64_t segments = (L + SEGMENT - 1) / SEGMENT;
+  at::parallel_for(0, s.Bt * s.blocks, 1, [&](int64_t begin, int64_t end) {
     const int64_t tid = at::get_thread_num();
-    float* dB = dB_part.data_ptr<float>() + tid * s.Bt * s.L * s.N;
-    float* dC = dC_part.data_ptr<float>() + tid * s.Bt * s.L * s.N;
-    float* dA = dA_part.data_ptr<float>() + tid * s.E * s.N;
+    float* dA = dA_part.data_ptr<float>() + tid * s.E * N;
     float* dD = dD_part.data_ptr<float>() + tid * s.E;
     float* dbias = dbias_part.data_ptr<float>() + tid * s.E;
-    std::vector<float> states(s.L * s.N), y(s.L);
-    for (int64_t ch = begin; ch < end; ++ch) {
-      const int64_t b = ch / s.E, e = ch % s.E, off = ch * s.L;
-      const float *u_c = up + off, *d_c = dp + off, *z_c = zp ? zp + off : nullptr, *g_c = gp + off;
-      const float *B_b = bp + b * s.L * s.N, *C_b = cp + b * s.L * s.N, *a_row = ap + e * s.N;
-      // the states, and y before the gate (z applied below)
-      channel_forward(s, u_c, d_c, a_row, B_b, C_b, Dp[e], biasp[e], nullptr, y.data(), states.data());
-      vf dh[NV_MAX], a[NV_MAX], da[NV_MAX];
-      for (int v = 0; v < s.NV; ++v) {
-        dh[v] = vf{};
-        da[v] = vf{};
-        a[v] = load(a_row + v * W);
+    Block k(s, L);
+    std::vector<float> g_buf(L * W), du_buf(L * W), ddt_buf(L * W), dz_buf(s.has_z ? L * W : 0), y(SEGMENT * W);
+    std::vector<float> starts(segments * N * W), states(SEGMENT * N * W);
+    vf h[N_MAX], dh[N_MAX], da[N_MAX];
+    for (int64_t index = begin; index < end; ++index) {
+      k.load_block(s, index, up, dp, zp, ap, Dp, biasp);
+      const int64_t off = (k.b * s.E + k.e0) * L;
+      to_lanes(gp + off, L, k.lanes, g_buf.data());
+      const float *B_b = bp + k.b * L * N, *C_b = cp + k.b * L * N;
+      float* dB_b = dB_part.data_ptr<float>() + (tid * s.Bt + k.b) * L * N * W;
+      float* dC_b = dC_part.data_ptr<float>() + (tid * s.Bt + k.b) * L * N * W;
+      // pass 1: the state before every segment; the last segment's states and y (before the gate, for dz) kept
+      for (int n = 0; n < N; ++n) h[n] = vf{};
+      for (int64_t seg = 0; seg < segments; ++seg) {
+        const int64_t t0 = seg * SEGMENT, t1 = std::min(L, t0 + SEGMENT);
+        const bool last = seg == segments - 1;
+        for (int n = 0; n < N; ++n) store(&starts[(seg * N + n) * W], h[n]);
+        scan_steps(s, k, B_b, C_b, t0, t1, h, last ? y.data() : nullptr, last ? states.data() : nullptr, t0);
       }
-      float dd = 0.f, dbias_e = 0.f;
-      float* dB_b = dB + b * s.L * s.N;
-      float* dC_b = dC + b * s.L * s.N;
-      for (int64_t t = s.L - 1; t >= 0; --t) {
-        float g = g_c[t];
-        if (z_c != nullptr) {
-          const float zt = z_c[t], sg = sigmoid(zt);
-          dzp[off + t] = g * y[t] * sg * (1.f + zt * (1.f - sg));
-          g *= zt * sg;
+      // pass 2: segments last to first, each recomputed from its start state, walked back
+      vf dd{}, dbias_v{};
+      for (int n = 0; n < N; ++n) dh[n] = da[n] = vf{};
+      for (int64_t seg = segments - 1; seg >= 0; --seg) {
+        const int64_t t0 = seg * SEGMENT, t1 = std::min(L, t0 + SEGMENT);
+        if (seg != segments - 1) {
+          for (int n = 0; n < N; ++n) h[n] = load(&starts[(seg * N + n) * W]);
+          scan_steps(s, k, B_b, C_b, t0, t1, h, y.data(), states.data(), t0);
         }
-        const float raw = d_c[t] + biasp[e];
-        const float dt = s.use_softplus ? softplus(raw) : raw, u_t = u_c[t], du_t = dt * u_t;
-        dd += g * u_t;
-        float du_acc = g * Dp[e];
-        vf ddt_v{}, du_v{};
-        const float* h_t = states.data() + t * s.N;
-        const float* h_prev = t > 0 ? states.data() + (t - 1) * s.N : nullptr;
-        const vf gv = splat(g), dtv = splat(dt), duv = splat(du_t), uv = splat(u_t);
-        for (int v = 0; v < s.NV; ++v) {
-          const int64_t o = t * s.N + v * W;
-          const vf c = load(C_b + o), bv = load(B_b + o), hp = h_prev ? load(h_prev + v * W) : vf{};
-          store(dC_b + o, load(dC_b + o) + gv * load(h_t + v * W));
-          dh[v] += gv * c;
-          const vf at = vexp(a[v] * dtv);
-          store(dB_b + o, load(dB_b + o) + dh[v] * duv);
-          du_v += dh[v] * bv * dtv;
-          const vf dhah = dh[v] * at * hp;  // dh_t * exp(dt A) * h_{t-1}
-          ddt_v += dh[v] * bv * uv + dhah * a[v];
-          da[v] += dhah * dtv;
-          dh[v] = dh[v] * at;
+        for (int64_t t = t1 - 1; t >= t0; --t) {
+          vf g = load(&g_buf[t * W]);
+          if (s.has_z) {
+            const vf zt = load(&k.z[t * W]), sg = sigmoid(zt);
+            store(&dz_buf[t * W], g * load(&y[(t - t0) * W]) * sg * (1.f + zt * (1.f - sg)));
+            g = g * zt * sg;
+          }
+          const vf dt = load(&k.dt[t * W]), uu = load(&k.u[t * W]), du_t = dt * uu;
+          dd += g * uu;
+          vf du_acc = g * k.d, ddt{};
+          const float* b_t = B_b + t * N;
+          const float* c_t = C_b + t * N;
+          const float* h_t = states.data() + (t - t0) * N * W;
+          const float* h_prev = t > t0 ? h_t - N * W : &starts[seg * N * W];
+          float* dB_t = dB_b + t * N * W;
+          float* dC_t = dC_b + t * N * W;
+          for (int n = 0; n < N; ++n) {
+            const float c = c_t[n], bb = b_t[n];
+            store(dC_t + n * W, load(dC_t + n * W) + g * load(h_t + n * W));
+            dh[n] += g * c;
+            const vf at = vexp(k.a[n] * dt);
+            store(dB_t + n * W, load(dB_t + n * W) + dh[n] * du_t);
+            du_acc += dh[n] * (bb * dt);
+            const vf dhah = dh[n] * at * load(h_prev + n * W);  // dh_t * exp(dt A) * h_{t-1}
+            ddt += dh[n] * (bb * uu) + dhah * k.a[n];
+            da[n] += dhah * dt;
+            dh[n] = dh[n] * at;
+          }
+          if (s.use_softplus) ddt = ddt * sigmoid(load(&k.raw[t * W]));
+          store(&du_buf[t * W], du_acc);
+          store(&ddt_buf[t * W], ddt);
+          dbias_v += ddt;
         }
-        du_acc += hsum(du_v);
-        float ddt = hsum(ddt_v);
-        if (s.use_softplus) ddt *= sigmoid(raw);
-        dup[off + t] = du_acc;
-        ddp[off + t] = ddt;
-        dbias_e += ddt;
       }
-      for (int v = 0; v < s.NV; ++v) store(dA + e * s.N + v * W, load(dA + e * s.N + v * W) + da[v]);
-      dD[e] += dd;
-      dbias[e] += dbias_e;
+      from_lanes(du_buf.data(), L, k.lanes, dup + off);
+      from_lanes(ddt_buf.data(), L, k.lanes, ddp + off);
+      if (s.has_z) from_lanes(dz_buf.data(), L, k.lanes, dzp + off);
+      for (int j = 0; j < k.lanes; ++j) {
+        const int64_t e = k.e0 + j;
+        for (int n = 0; n < N; ++n) dA[e * N + n] += da[n][j];
+        dD[e] += dd[j];
+        dbias[e] += dbias_v[j];
+      }
     }
   });
-  return {du, ddelta, dA_part.sum(0), dB_part.sum(0), dC_part.sum(0), dD_part.sum(0), dz, dbias_part.sum(0)};
+  return {du, ddelta, dA_part.sum(0), dB_part.sum({0, 4}), dC_part.sum({0, 4}), dD_part.sum(0), dz,
+          dbias_part.sum(0)};
 }
 
 TORCH_LIBRARY(audio_ticl_scan, m) {

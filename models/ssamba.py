@@ -10,8 +10,10 @@ Zhu et al. 2024), reproduced so that its checkpoints give the same outputs here:
   mixer (``models.mamba.BiMambaMixer``, "bimamba v2", the two directions averaged);
 * ``paired=True`` (SSAMBA's ``if_bidirectional``): the layers run in pairs, the second of a pair on the flipped
   sequence, and the pair's outputs and residuals are SUMMED, so the residual stream doubles at every pair: with
-  s = residual + hidden, a pair maps s to 2 s + m_a(norm_a(s)) + flip(m_b(norm_b(flip(s)))). ``paired=False`` is
-  the plain pre-norm stack s + m(norm(s)).
+  s = residual + hidden, a pair maps s to 2 s + m_a(norm_a(s)) + flip(m_b(norm_b(flip(s)))). The second term is
+  computed as ``m_b(norm_b(s), reverse=True)`` (norms act per token, and a reversed bidirectional mixer is the
+  flipped one), so the tokens never leave their order and PET modules on the mixers see the patch grid as it is.
+  ``paired=False`` is the plain pre-norm stack s + m(norm(s)).
 * the final ``norm`` (Vim's ``norm_f``) is applied twice, as SSAMBA's forward does (``double_final_norm``);
 * pooling: the mean of the patch tokens, CLS excluded.
 
@@ -52,8 +54,10 @@ class MambaBlock(nn.Module):
         self.mixer = BiMambaMixer(dim, **(mixer_kwargs or {}))
         self.drop_path = DropPath(drop_path)
 
-    def branch(self, x: torch.Tensor, grid: tuple[int, int], num_prefix: int) -> torch.Tensor:
-        return self.drop_path(self.mixer(self.norm(x), grid, num_prefix))
+    def branch(self, x: torch.Tensor, grid: tuple[int, int], num_prefix: int, reverse: bool = False) -> torch.Tensor:
+        """``drop_path(mixer(norm(x)))``; ``reverse``: as if on the flipped sequence, flipped back (the second
+        layer of a pair), computed in the tokens' own order."""
+        return self.drop_path(self.mixer(self.norm(x), grid, num_prefix, reverse=reverse))
 
     def forward(self, x: torch.Tensor, grid: tuple[int, int], num_prefix: int) -> torch.Tensor:
         return x + self.branch(x, grid, num_prefix)
@@ -61,6 +65,9 @@ class MambaBlock(nn.Module):
 
 class SSAMBABackbone(ASTBackbone):
     """SSAMBA's encoder without a head (``models.protocol.Backbone``); see the module docstring."""
+
+    #: the PET methods' targets on Mamba layers (``PETMethod.family_targets``)
+    pet_family = "mamba"
 
     def __init__(
         self,
@@ -124,8 +131,7 @@ class SSAMBABackbone(ASTBackbone):
                 x = block(x, grid, prefix)
         else:
             for first, second in zip(self.blocks[0::2], self.blocks[1::2]):
-                flipped = x.flip(1)
-                x = 2 * x + first.branch(x, grid, prefix) + second.branch(flipped, grid, prefix).flip(1)
+                x = 2 * x + first.branch(x, grid, prefix) + second.branch(x, grid, prefix, reverse=True)
         x = self.norm(x)
         return self.norm(x) if self.double_final_norm else x
 
@@ -160,3 +166,4 @@ def ssamba_custom(*, input_frames: int, embed_dim: int, depth: int, **kwargs: An
 
 for _entrypoint in (ssamba_tiny, ssamba_small, ssamba_base, ssamba_custom):
     _entrypoint.mixers = ("mamba",)  # read by models.registry.model_mixers: the config checks a method's mixer
+    _entrypoint.pet_family = SSAMBABackbone.pet_family  # read by models.registry.model_family: and its PET method

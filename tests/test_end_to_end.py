@@ -174,3 +174,13 @@ def test_table_md_and_ticl_table_are_one_aggregation(smoke_run, capsys):
     printed = capsys.readouterr().out
     written = (smoke_run / "table.md").read_text()
     assert printed.strip() and printed.strip() in written  # table.md = a header + exactly what `ticl table` prints
+
+
+def test_methods_runs_only_the_methods_named(tmp_path, capsys):
+    out = tmp_path / "one"
+    assert main(["run", "--preset", "smoke", "--methods", "finetune", "--out", str(out), "--no-progress"]) == 0
+    assert (out / "finetune" / "summary.json").is_file()
+    assert not (out / "aicl-gsa").exists() and not (out / "aicl-fta").exists()
+    assert "- name: aicl-gsa" not in (out / "config.yaml").read_text()
+    assert main(["run", "--preset", "smoke", "--methods", "finetune,lwf", "--out", str(tmp_path / "x")]) == 2
+    assert "--methods: lwf not in 'smoke', whose methods are aicl-gsa, aicl-fta, finetune" in capsys.readouterr().err

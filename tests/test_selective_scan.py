@@ -111,9 +111,36 @@ def test_backend_dispatch_and_errors():
 
 @needs_kernel
 def test_a_state_size_the_kernel_cannot_take_is_refused_by_the_kernel():
-    inputs = _inputs(state=12)
-    with pytest.raises(RuntimeError, match="N must be a multiple of 8"):
-        selective_scan_cpu(*inputs)
+    inputs = _inputs(state=12)  # any N up to 64: the lanes are channels
+    torch.testing.assert_close(selective_scan_cpu(*inputs, delta_softplus=True),
+                               selective_scan_reference(*inputs, delta_softplus=True), atol=1e-5, rtol=1e-4)
+    with pytest.raises(RuntimeError, match="N must be between 1 and 64, got 72"):
+        selective_scan_cpu(*_inputs(state=72))
+
+
+@needs_kernel
+def test_channel_blocks_and_backward_segments_with_ragged_ends():
+    """37 channels: blocks of 16 (or 8) lanes and a partial one; 150 steps: the backward's 128-step segments and a
+    partial last one. Every output and gradient equals the reference."""
+    inputs = _inputs(batch=2, channels=37, length=150, state=16)
+    dout = torch.randn(2, 37, 150, generator=torch.Generator().manual_seed(3))
+    got, got_grads = _with_grads(selective_scan_cpu, inputs, dout, delta_softplus=True)
+    ref, ref_grads = _with_grads(selective_scan_reference, [t.double() for t in inputs], dout.double(),
+                                 delta_softplus=True)
+    torch.testing.assert_close(got.double(), ref, atol=1e-5, rtol=1e-4)
+    for name, a, b in zip(NAMES, got_grads, ref_grads):
+        torch.testing.assert_close(a.double(), b, atol=1e-4, rtol=1e-4, msg=lambda m, n=name: f"d{n}: {m}")
+
+
+@needs_kernel
+def test_the_kernels_softplus_holds_far_from_zero():
+    """softplus(x) = max(x, 0) + log1p(exp(-|x|)) with a vector log: exact to float rounding from -30 to 30 (A = 0
+    and B = u = 1 make the output the running sum of dt, so one step shows dt itself)."""
+    x = torch.linspace(-30, 30, 121).reshape(1, 121, 1)
+    ones = torch.ones(1, 121, 1)
+    out = selective_scan_cpu(ones, x, torch.zeros(121, 16), torch.ones(1, 16, 1), torch.eye(16)[:1].T[None],
+                             delta_softplus=True)
+    torch.testing.assert_close(out, torch.nn.functional.softplus(x.double()).float(), atol=1e-7, rtol=2e-6)
 
 
 @pytest.fixture
@@ -153,8 +180,7 @@ def test_bench_scan_prints_every_backend_and_checks_they_agree(capsys):
 
 @needs_kernel
 def test_the_kernels_own_softplus_and_gate_equal_the_reference():
-    """``selective_scan_cpu`` applies softplus and the gate with ATen (vectorised) and hands the kernel dt; the
-    kernel's own softplus and gate (its full mamba-ssm interface) are checked here, through its autograd Function."""
+    """The kernel's own softplus and gate (its full mamba-ssm interface), through its autograd Function alone."""
     from audio_ticl.models.selective_scan import _CPUScan
 
     inputs = _inputs(length=11)

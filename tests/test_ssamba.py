@@ -198,7 +198,8 @@ def test_a_method_must_use_a_mixer_its_model_takes():
 
 
 def test_ssamba_runs_a_task_incremental_sequence(tmp_path):
-    """Sequential fine-tuning and a linear probe over 3 synthetic tasks, SSAMBA (32-d, 2 layers) as the backbone."""
+    """Sequential fine-tuning, a linear probe and per-task ConvPass over 3 synthetic tasks, SSAMBA (32-d, 2 layers)
+    as the backbone."""
     from audio_ticl.benchmark import cli
 
     config = tmp_path / "ssamba.yaml"
@@ -208,11 +209,13 @@ def test_ssamba_runs_a_task_incremental_sequence(tmp_path):
         "methods:\n"
         "  - {name: finetune, strategy: finetune, mixer: mamba}\n"
         "  - {name: linear-probe, strategy: linear_probe, mixer: mamba}\n"
+        "  - {name: convpass, strategy: adapter_incremental, mixer: mamba, pet: convpass,\n"
+        "     pet_options: {dim_first_task: 8, dim: 4}}\n"
     )
     assert cli.main(["run", "--config", str(config), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
     import json
 
-    for method in ("finetune", "linear-probe"):
+    for method in ("finetune", "linear-probe", "convpass"):
         folder = tmp_path / "out" / method
         summary = json.loads((folder / "summary.json").read_text())
         assert summary["mixer"] == "mamba" and len(summary["accuracy_matrix"]) == 3

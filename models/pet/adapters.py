@@ -126,6 +126,8 @@ class HoulsbyMethod(_BottleneckMethod):
     name = "houlsby"
     sites = {"blocks.*.mixer": "sequential", "blocks.*.mlp": "sequential"}
     placement = "sequential"
+    #: SSAMBA: the adapter on the mixer's output; a Mamba layer has no MLP for the second
+    family_targets = {"mamba": ("blocks.*.mixer",)}
 
 
 @register_pet
@@ -147,6 +149,11 @@ class PfeifferMethod(_BottleneckMethod):
     name = "pfeiffer"
     sites = {"blocks.*": "sequential"}
     placement = "sequential"
+    family_targets = {
+        "mamba": "its one adapter follows the feed-forward sublayer (Pfeiffer et al. 2021), which a Mamba layer "
+        "lacks, and SSAMBA's paired layers call their branches, not the blocks it would hook; houlsby's adapter on "
+        "the mixer output is the bottleneck adapter that applies",
+    }
 
     def __init__(
         self, bottleneck: int | None = None, reduction: int | None = 16, activation: str = "relu",
@@ -171,6 +178,9 @@ class AdaptFormerMethod(_BottleneckMethod):
     name = "adaptformer"
     sites = {"blocks.*.mlp": "parallel"}
     placement = "parallel"
+    family_targets = {
+        "mamba": "AdaptMLP runs beside the MLP (Chen et al. 2022, Sec. 3.2); a Mamba layer (SSAMBA) has no MLP",
+    }
 
     def __init__(
         self, bottleneck: int | None = 64, reduction: int | None = None, activation: str = "relu",
@@ -194,6 +204,10 @@ class AATMethod(_BottleneckMethod):
 
     name = "aat"
     sites = {"blocks.*.mixer": "sequential", "blocks.*.mlp": "parallel"}
+    family_targets = {
+        "mamba": "half of AAT is its MLP adapter (Liang et al. 2024, Sec. 2); a Mamba layer (SSAMBA) has no MLP, and "
+        "the spatial half alone is houlsby on the mixer",
+    }
 
     def __init__(
         self, bottleneck: int | None = None, reduction: int | None = 4, activation: str = "gelu",

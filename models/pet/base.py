@@ -9,7 +9,10 @@ A method declares
   random init);
 * ``placement``: how its modules join their targets, ``"parallel"`` (beside the target: same input, outputs
   added) or ``"sequential"`` (on the target's output);
-* :meth:`PETMethod.create_module`: the module for one target and task.
+* :meth:`PETMethod.create_module`: the module for one target and task;
+* ``family_targets``: for backbones of another family than the transformer (a backbone class's ``pet_family``;
+  SSAMBA's is ``"mamba"``), the patterns there, or the sentence that says why the method does not apply. A family
+  a method does not name is an error, never a silent partial match (AAT's mixer half without its MLP half).
 
 A target that would need a different hook (LoRA inside ``qkv``, VPT prompt tokens before the blocks, BitFit on
 biases) is a new placement in ``tuner.PLACEMENTS`` or a method that overrides :meth:`PETMethod.inject`; the
@@ -25,8 +28,14 @@ from torch import nn
 
 from audio_ticl.models.errors import ModelError, UnknownNameError, UnknownOptionError
 from audio_ticl.models.pet.tuner import Placement, attach, detach, iter_task_modules, match_targets
+from audio_ticl.models.registry import TRANSFORMER
 
-__all__ = ["PETMethod", "PET_METHODS", "register_pet", "create_pet"]
+__all__ = ["PETMethod", "PET_METHODS", "register_pet", "create_pet", "backbone_family"]
+
+
+def backbone_family(backbone: nn.Module) -> str:
+    """The PET family of ``backbone``: its class's ``pet_family`` (``"transformer"`` when it declares none)."""
+    return str(getattr(backbone, "pet_family", TRANSFORMER))
 
 
 class PETMethod(ABC):
@@ -37,6 +46,29 @@ class PETMethod(ABC):
     targets: tuple[str, ...] = ()
     #: how the modules join their targets: "parallel" or "sequential"
     placement: Placement = "parallel"
+    #: backbone family (not the transformer) -> its target patterns, or why this method does not apply to it
+    family_targets: ClassVar[dict[str, tuple[str, ...] | str]] = {}
+
+    @classmethod
+    def not_applicable(cls, family: str) -> str:
+        """'' when this method applies to backbones of ``family``, else why not (one sentence)."""
+        if family == TRANSFORMER:
+            return ""
+        spec = cls.family_targets.get(family)
+        if spec is None:
+            return f"it declares no targets for {family} backbones"
+        return spec if isinstance(spec, str) else ""
+
+    def targets_for(self, backbone: nn.Module) -> tuple[str, ...]:
+        """The target patterns on ``backbone``, by its family; an error that says why where the method does not
+        apply."""
+        family = backbone_family(backbone)
+        reason = self.not_applicable(family)
+        if reason:
+            raise ModelError(f"PET method {self.name!r} does not apply to {type(backbone).__name__} "
+                             f"({family} backbone): {reason}")
+        spec = self.targets if family == TRANSFORMER else self.family_targets[family]
+        return tuple(spec)  # type: ignore[arg-type]
 
     @property
     def slot(self) -> str:
@@ -57,10 +89,11 @@ class PETMethod(ABC):
         Checks everything before it creates a module, so a failure leaves the backbone (and the random stream)
         as it was.
         """
-        found = match_targets(backbone, self.targets)
+        targets = self.targets_for(backbone)
+        found = match_targets(backbone, targets)
         if not found:
             raise ModelError(
-                f"{self.name}: backbone {type(backbone).__name__} has no module matching the targets {self.targets}"
+                f"{self.name}: backbone {type(backbone).__name__} has no module matching the targets {targets}"
             )
         taken = [name for name, target in found if self._holds(target, task_id)]
         if taken:

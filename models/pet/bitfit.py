@@ -9,7 +9,9 @@ and, broadcast over the patch grid, for the patch-embedding Conv2d). A fresh tas
 model, and a task's biases are ``b + delta_t`` with ``b`` stored once.
 
 Targets: the patch-embedding conv, in every block LN1, qkv, proj, LN2, fc1, fc2, and the final LayerNorm; a
-target built without a bias (``qkv_bias=False``) gets one, starting at zero.
+target built without a bias (``qkv_bias=False``) gets one, starting at zero. On SSAMBA (``family_targets``): the
+patch conv, every layer's norm, both directions' depthwise conv1d and dt_proj (whose bias sits inside the step
+size's softplus), and the final norm, which SSAMBA applies twice, so its offset is added at both calls.
 """
 from __future__ import annotations
 
@@ -57,13 +59,28 @@ class BitFitMethod(PETMethod):
         "blocks.*.mlp.fc2",
         "norm",
     )
+    #: SSAMBA's biases: patch conv, each layer's LayerNorm, both directions' depthwise conv and dt_proj (the bias
+    #: inside the softplus of the step size), the final norm; in_proj, x_proj and out_proj have none
+    family_targets = {
+        "mamba": (
+            "patch_embed.proj",
+            "blocks.*.norm",
+            "blocks.*.mixer.conv1d",
+            "blocks.*.mixer.conv1d_b",
+            "blocks.*.mixer.dt_proj",
+            "blocks.*.mixer.dt_proj_b",
+            "norm",
+        ),
+    }
     placement = "parallel"
 
     def create_module(self, backbone: nn.Module, target_name: str, target: nn.Module, task_id: int) -> nn.Module:
         if isinstance(target, nn.Linear):
             return BiasDelta(target.out_features)
-        if isinstance(target, nn.LayerNorm):
+        if isinstance(target, (nn.LayerNorm, nn.RMSNorm)):
             return BiasDelta(int(target.normalized_shape[-1]))
         if isinstance(target, nn.Conv2d):
             return BiasDelta(target.out_channels, spatial_dims=2)
+        if isinstance(target, nn.Conv1d):
+            return BiasDelta(target.out_channels, spatial_dims=1)
         raise ModelError(f"bitfit: cannot add a bias offset to {target_name} ({type(target).__name__})")

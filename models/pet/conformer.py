@@ -73,6 +73,8 @@ class ConformerMethod(PETMethod):
 
     name = "conformer"
     targets = ("blocks.*.mlp",)
+    family_targets = {"mamba": "the adapter runs beside the MLP (Cappellazzo et al. 2024, Pfeiffer-parallel); "
+                      "a Mamba layer (SSAMBA) has no MLP"}
     placement = "parallel"
 
     def __init__(

@@ -63,6 +63,8 @@ class ConvPassMethod(PETMethod):
 
     name = "convpass"
     targets = ("blocks.*.mixer", "blocks.*.mlp")
+    #: SSAMBA: beside the Mamba mixer, reading its norm's output on the patch grid; a Mamba layer has no MLP
+    family_targets = {"mamba": ("blocks.*.mixer",)}
     placement = "parallel"
 
     def __init__(self, dim_first_task: int = 64, dim: int = 32, dropout: float = 0.1, scale: float = 1.0) -> None:

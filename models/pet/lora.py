@@ -11,6 +11,10 @@ changes only the projection.
 
 :func:`merge_lora` folds one task's update into a deep copy's ``qkv`` weights and drops the copy's LoRA modules,
 so the copy without a task id computes what the original computes with that task id (no extra matmuls).
+
+SSAMBA (``family_targets``): a Mamba layer has no qkv; its dense weights are ``in_proj`` (D -> 2E, giving x and the
+gate z) and ``out_proj`` (E -> D). LoRA there is a plain low-rank update of the whole weight (:class:`LoRALinear`,
+``W + (alpha / r) B A``, Section 4.1), on both projections of every layer.
 """
 from __future__ import annotations
 
@@ -25,7 +29,14 @@ from audio_ticl.models.errors import ModelError
 from audio_ticl.models.pet.base import PETMethod, register_pet
 from audio_ticl.models.pet.tuner import iter_task_modules
 
-__all__ = ["LoRAQV", "LoRAMethod", "merge_lora"]
+__all__ = ["LoRAQV", "LoRALinear", "LoRAMethod", "merge_lora"]
+
+
+def _random_a(rank: int, dim: int) -> nn.Parameter:
+    """LoRA's random ``A`` (r x dim): PEFT's kaiming-uniform with a = sqrt(5) (the paper: "random Gaussian")."""
+    a = nn.Parameter(torch.empty(rank, dim))
+    nn.init.kaiming_uniform_(a, a=math.sqrt(5))
+    return a
 
 
 class LoRAQV(nn.Module):
@@ -37,12 +48,10 @@ class LoRAQV(nn.Module):
             raise ModelError(f"LoRA rank must be at least 1, got {rank}")
         self.dim = dim
         self.scaling = float(alpha) / rank
-        self.a_q = nn.Parameter(torch.empty(rank, dim))
+        self.a_q = _random_a(rank, dim)
         self.b_q = nn.Parameter(torch.zeros(dim, rank))
-        self.a_v = nn.Parameter(torch.empty(rank, dim))
+        self.a_v = _random_a(rank, dim)
         self.b_v = nn.Parameter(torch.zeros(dim, rank))
-        for a in (self.a_q, self.a_v):  # PEFT's choice for "random A": kaiming-uniform, a = sqrt(5)
-            nn.init.kaiming_uniform_(a, a=math.sqrt(5))
 
     def delta_weight(self) -> torch.Tensor:
         """(3D, D) update of the qkv weight: ``s B A`` on the q and v rows, zero on the k rows."""
@@ -58,6 +67,28 @@ class LoRAQV(nn.Module):
         return f"dim={self.dim}, rank={self.a_q.shape[0]}, scaling={self.scaling}"
 
 
+class LoRALinear(nn.Module):
+    """A low-rank update of a whole Linear's weight, ``(alpha / r) B A``; (..., in) -> (..., out), zero at start."""
+
+    def __init__(self, in_features: int, out_features: int, rank: int, alpha: float) -> None:
+        super().__init__()
+        if rank < 1:
+            raise ModelError(f"LoRA rank must be at least 1, got {rank}")
+        self.scaling = float(alpha) / rank
+        self.a = _random_a(rank, in_features)
+        self.b = nn.Parameter(torch.zeros(out_features, rank))
+
+    def delta_weight(self) -> torch.Tensor:
+        """(out, in) update of the target's weight."""
+        return (self.b @ self.a) * self.scaling
+
+    def forward(self, x: torch.Tensor, ctx: ForwardContext) -> torch.Tensor:
+        return (x @ self.a.T) @ self.b.T * self.scaling
+
+    def extra_repr(self) -> str:
+        return f"in={self.a.shape[1]}, out={self.b.shape[0]}, rank={self.a.shape[0]}, scaling={self.scaling}"
+
+
 @register_pet
 class LoRAMethod(PETMethod):
     """LoRA on W_q and W_v of every block (Hu et al. 2021, Sections 4.1 and 7.1).
@@ -66,11 +97,13 @@ class LoRAMethod(PETMethod):
     scaling alpha / r is 1; PEFT's defaults are also r = alpha = 8). ``A`` is random (kaiming-uniform, as PEFT;
     the paper says "random Gaussian"), ``B`` is zero: the method starts as the identity of the frozen model.
 
-    Parameters per task: ``L * 2 * 2 r D`` (no biases); ViT-B (L = 12, D = 768, r = 8): 294 912.
+    Parameters per task: ``L * 2 * 2 r D`` (no biases); ViT-B (L = 12, D = 768, r = 8): 294 912. SSAMBA (E = 2 D):
+    ``L * r * ((D + 2 E) + (E + D)) = 8 L r D``; SSAMBA-tiny (L = 24, D = 192, r = 8): 294 912.
     """
 
     name = "lora"
     targets = ("blocks.*.mixer.qkv",)
+    family_targets = {"mamba": ("blocks.*.mixer.in_proj", "blocks.*.mixer.out_proj")}
     placement = "parallel"
 
     def __init__(self, rank: int = 8, alpha: float = 8.0) -> None:
@@ -78,7 +111,11 @@ class LoRAMethod(PETMethod):
         self.alpha = alpha
 
     def create_module(self, backbone: nn.Module, target_name: str, target: nn.Module, task_id: int) -> nn.Module:
-        if not isinstance(target, nn.Linear) or target.out_features != 3 * target.in_features:
+        if not isinstance(target, nn.Linear):
+            raise ModelError(f"lora: {target_name} is a {type(target).__name__}, not a Linear")
+        if target_name.rsplit(".", 1)[-1] != "qkv":
+            return LoRALinear(target.in_features, target.out_features, self.rank, self.alpha)
+        if target.out_features != 3 * target.in_features:
             raise ModelError(f"lora: {target_name} is not a fused (D -> 3D) qkv Linear")
         return LoRAQV(target.in_features, self.rank, self.alpha)
 

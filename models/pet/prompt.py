@@ -95,6 +95,11 @@ class VPTMethod(PETMethod):
     """VPT on every block ``blocks.*`` (see the module docstring); ``deep`` picks the variant."""
 
     targets = ("blocks.*",)
+    family_targets = {
+        "mamba": "VPT's prompts are read by attention from every position (Jia et al. 2022, Sec. 3.2); a scan reads "
+        "a token only after it, and SSAMBA's paired layers call their branches, not the blocks whose calls VPT "
+        "rewrites",
+    }
     placement = "prompt"
     deep: bool = False
 
@@ -109,7 +114,7 @@ class VPTMethod(PETMethod):
         return super().inject(backbone, task_id)
 
     def _found(self, backbone: nn.Module) -> list[tuple[str, nn.Module]]:
-        found = match_targets(backbone, self.targets)
+        found = match_targets(backbone, self.targets_for(backbone))
         for name, block in found:
             params = inspect.signature(block.forward).parameters
             if "num_prefix" not in params:
