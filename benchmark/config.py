@@ -86,6 +86,11 @@ def validate(cfg: RunConfig) -> None:
     """Cross-field checks that the annotations cannot express (types and choices are the builder's)."""
     if not cfg.methods:
         raise ConfigError("config key 'methods' must list at least one method")
+    features = cfg.features
+    if features.kind == "mfcc" and not 1 <= features.n_mfcc <= features.num_mel_bins:
+        raise ConfigError(f"config key 'features.n_mfcc' must be between 1 and features.num_mel_bins "
+                          f"({features.num_mel_bins}): MFCC keeps that many of the mel bands' DCT coefficients; got "
+                          f"{features.n_mfcc}")
     seen = set()
     for i, method in enumerate(cfg.methods):
         if not method.name:
@@ -94,6 +99,7 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"config key 'methods.{i}.name': duplicate method name '{method.name}'")
         seen.add(method.name)
         _validate_mixer(cfg.model.name, method.mixer, f"methods.{i}.mixer")
+        _validate_frame_tokens(cfg, method.mixer, method.pet, i)
         if method.pet:
             _validate_pet(cfg.model.name, method.pet, f"methods.{i}.pet")
         cfg.method_train(method)  # validates the per-method train overrides
@@ -130,6 +136,25 @@ def _validate_mixer(model: str, mixer: str, key: str) -> None:
         raise ConfigError(
             f"config key '{key}': model '{model}' takes the mixer(s) {', '.join(allowed)}, got '{mixer}'"
         )
+
+
+def _validate_frame_tokens(cfg: RunConfig, mixer: str, pet: str | None, i: int) -> None:
+    """FTA and ConvPass need a frequency x time patch grid: a frame model (patches as tall as the input, one row)
+    has none."""
+    from .front_end import input_bins
+
+    size = cfg.model.patch_size
+    height = int(size[0]) if size else 16
+    bins = input_bins(cfg.features)
+    if height > bins or (bins - height) // cfg.model.fstride + 1 != 1:
+        return
+    why = (f"model.patch_size {list(size) if size else [16, 16]} over {bins} input bins gives one frequency row "
+           "(frame tokens), no frequency x time grid")
+    if mixer == "fta":
+        raise ConfigError(f"config key 'methods.{i}.mixer': 'fta' needs a frequency x time grid; {why}: use 'gsa'")
+    if pet == "convpass":
+        raise ConfigError(f"config key 'methods.{i}.pet': 'convpass' convolves over the frequency x time grid; {why}: "
+                          "a sequence PET method applies (houlsby, lora, bitfit, conformer, ...)")
 
 
 def _validate_pet(model: str, pet: str, key: str) -> None:

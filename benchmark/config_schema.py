@@ -105,15 +105,22 @@ class ScenarioConfig:
 
 @dataclasses.dataclass
 class FeatureConfig:
-    """Kaldi fbank front end; null values take the dataset's published constants (README, "Facts the code
-    relies on")."""
+    """The front end: kaldi fbank (AST's) or MFCC (the MFCC-gram transformer's); null values take the dataset's
+    published constants (README, "Facts the code relies on")."""
 
+    kind: Literal["fbank", "mfcc"] = setting(
+        "fbank",
+        doc="`fbank`: 128-bin kaldi log-mel fbank; `mfcc`: torchaudio's MFCC of `num_mel_bins` mel bands on the same "
+        "25 ms / 10 ms windows, `n_mfcc` coefficients a frame (the model's input width), normalised by the first "
+        "task's training clips unless mean / std are set",
+    )
+    n_mfcc: int = setting(128, doc="MFCC coefficients a frame (`kind: mfcc`; the MFCC-gram paper keeps 128)")
     target_frames: int | None = setting(
         None,
         doc="frames after zero-padding / cropping; null: the dataset's (ESC-50 512, Speech Commands 128, synthetic "
         "100), so in a dataset_sequence each dataset keeps its own length",
     )
-    num_mel_bins: int = setting(128, doc="kaldi fbank mel bins")
+    num_mel_bins: int = setting(128, doc="mel bins (fbank's values a frame; the mel bands MFCC takes its DCT of)")
     mean: float | None = setting(
         None, doc="normalisation mean, `(x - mean) / (2 std)`; null: the dataset's published constant"
     )

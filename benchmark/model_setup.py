@@ -26,13 +26,14 @@ def build_model(
     from audio_ticl.models import TaskIncrementalModel, create_model, create_pet, init_backbone
     from audio_ticl.models.errors import ModelError
 
+    from .front_end import input_bins
     from .upstream import backbone_kwargs
 
     try:
         backbone = create_model(
             cfg.model.name,
             input_frames=frames,
-            num_mel_bins=cfg.features.num_mel_bins,
+            num_mel_bins=input_bins(cfg.features),
             mixer=method.mixer,
             **backbone_kwargs(cfg.model),
         )
@@ -40,7 +41,7 @@ def build_model(
         raise ConfigError(f"config key 'model.name': {exc}") from None
     upstream = {
         "model_cfg": cfg.model,
-        "num_mel_bins": cfg.features.num_mel_bins,
+        "features": cfg.features,
         "cache_dir": default_cache_dir(cfg.features),
         "device": device,
         "progress": progress,

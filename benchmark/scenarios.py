@@ -15,11 +15,12 @@ import torch
 from torch.utils.data import Dataset
 
 from .audio.cache import FeatureCache, extract_features
-from .audio.features import FbankSettings, SpecAugment, normalize
+from .audio.features import SpecAugment, feature_stats, normalize
 from .config import FeatureConfig, RunConfig, SequenceStep
 from .datasets import SOURCES
 from .datasets.base import SPLITS, ClipSource
 from .errors import ConfigError, DataError
+from .front_end import front_end
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ def _tasks_from_source(
     Only clips of ``splits`` are read: a hyperparameter search builds its tasks without ``test``, so no test clip
     is decoded, cached or seen."""
     defaults = source.feature_defaults
-    settings = FbankSettings(num_mel_bins=features.num_mel_bins, target_frames=target_frames)
+    settings = front_end(features, target_frames)
     wanted = {c for _, classes in plan for c in classes}
     clips = [clip for clip in source.clips() if clip.label in wanted and clip.split in splits]
     batch = extract_features(clips, settings, cache, progress=progress, desc=f"features {source.name}")
@@ -247,6 +248,10 @@ def _tasks_from_source(
     report.cache_hits += batch.hits
     report.cache_misses += batch.misses
     report.seconds += batch.seconds
+    mean, std = defaults.mean, defaults.std
+    if features.kind == "mfcc":  # the datasets' constants are fbank's; MFCC's: the first task's training clips
+        first = [i for i, clip in enumerate(clips) if clip.split == "train" and clip.label in set(plan[0][1])]
+        mean, std = feature_stats(batch.features[first])
     tasks = []
     for offset, (name, classes) in enumerate(plan):
         index = {c: i for i, c in enumerate(classes)}
@@ -269,8 +274,8 @@ def _tasks_from_source(
                 source=source.name,
                 classes=list(classes),
                 splits=task_splits,
-                mean=features.mean if features.mean is not None else defaults.mean,
-                std=features.std if features.std is not None else defaults.std,
+                mean=features.mean if features.mean is not None else mean,
+                std=features.std if features.std is not None else std,
                 freqm=features.freqm if features.freqm is not None else defaults.freqm,
                 timem=features.timem if features.timem is not None else defaults.timem,
             )

@@ -26,10 +26,11 @@ from audio_ticl.models import ASTBackbone
 from audio_ticl.models.init import InitWeights, register_init
 
 from .audio.cache import FeatureCache, extract_features
-from .audio.features import FbankSettings, SpecAugment
-from .config import ModelConfig
+from .audio.features import SpecAugment, feature_stats
+from .config import FeatureConfig, ModelConfig
 from .datasets.synthetic import UPSTREAM_CLASSES, SyntheticSource
 from .errors import ConfigError
+from .front_end import front_end
 from .results import save_torch
 from .scenarios import FeatureDataset
 
@@ -65,7 +66,7 @@ def upstream_mixer(model: str) -> str:
     return declared[0] if declared else "gsa"
 
 
-def _cache_key(model_cfg: ModelConfig, num_mel_bins: int, frames: int) -> str:
+def _cache_key(model_cfg: ModelConfig, features: FeatureConfig, frames: int) -> str:
     spec = {
         "version": UPSTREAM_VERSION,
         "seed": UPSTREAM_SEED,
@@ -73,14 +74,16 @@ def _cache_key(model_cfg: ModelConfig, num_mel_bins: int, frames: int) -> str:
         "geometry": backbone_kwargs(model_cfg),
         "upstream": dataclasses.asdict(model_cfg.upstream),
         "classes": UPSTREAM_CLASSES,
-        "mel": num_mel_bins,
+        "mel": features.num_mel_bins,
         "frames": frames,
     }
+    if features.kind != "fbank":  # only then: fbank backbones keep the keys (and caches) they had before MFCC
+        spec["front_end"] = {"kind": features.kind, "n_mfcc": features.n_mfcc}
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def pretrained_backbone_state(
-    model_cfg: ModelConfig, num_mel_bins: int, cache_dir: Path, device: torch.device, progress: bool = True
+    model_cfg: ModelConfig, features: FeatureConfig, cache_dir: Path, device: torch.device, progress: bool = True
 ) -> dict:
     """The upstream backbone checkpoint ``{"state_dict", "input_frames", "val_accuracy", ...}``, trained once
     and then read from ``cache_dir/upstream/``."""
@@ -95,26 +98,32 @@ def pretrained_backbone_state(
     )
     defaults = source.feature_defaults
     frames = defaults.target_frames  # already scaled to the clip length by the source
-    path = Path(cache_dir) / "upstream" / f"{_cache_key(model_cfg, num_mel_bins, frames)}.pt"
+    path = Path(cache_dir) / "upstream" / f"{_cache_key(model_cfg, features, frames)}.pt"
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=True)
 
     start = time.perf_counter()
-    settings = FbankSettings(num_mel_bins=num_mel_bins, target_frames=frames)
+    settings = front_end(features, frames)
     cache = FeatureCache(Path(cache_dir) / "features")
     index = {c: i for i, c in enumerate(UPSTREAM_CLASSES)}
     data = {}
+    batches, labels = {}, {}
     for split in ("train", "val"):
         clips = [c for c in source.clips() if c.split == split]
-        batch = extract_features(clips, settings, cache, progress=progress, desc=f"upstream features {split}")
-        labels = torch.tensor([index[c.label] for c in clips])
+        batches[split] = extract_features(clips, settings, cache, progress=progress,
+                                          desc=f"upstream features {split}").features
+        labels[split] = torch.tensor([index[c.label] for c in clips])
+    # the synthetic source's constants are fbank's; another front end is normalised by its own training clips
+    mean, std = (defaults.mean, defaults.std) if features.kind == "fbank" else feature_stats(batches["train"])
+    for split in ("train", "val"):
         augment = SpecAugment(defaults.freqm, defaults.timem) if split == "train" else None
-        data[split] = FeatureDataset(batch.features, labels, defaults.mean, defaults.std, augment)
+        data[split] = FeatureDataset(batches[split], labels[split], mean, std, augment)
 
     with torch.random.fork_rng():
         torch.manual_seed(UPSTREAM_SEED)
         backbone: ASTBackbone = create_model(
-            model_cfg.name, input_frames=frames, num_mel_bins=num_mel_bins, mixer=upstream_mixer(model_cfg.name),
+            model_cfg.name, input_frames=frames, num_mel_bins=settings.feature_bins,
+            mixer=upstream_mixer(model_cfg.name),
             **backbone_kwargs(model_cfg),
         ).to(device)
         head = nn.Linear(backbone.num_features, len(UPSTREAM_CLASSES)).to(device)
@@ -161,11 +170,11 @@ def upstream_init(
     backbone: nn.Module,
     *,
     model_cfg: ModelConfig,
-    num_mel_bins: int,
+    features: FeatureConfig,
     cache_dir: Path,
     device: torch.device,
     progress: bool = True,
 ) -> InitWeights:
     """Init source ``upstream``: the cached (or now trained) upstream backbone, with the grid it was trained at."""
-    checkpoint = pretrained_backbone_state(model_cfg, num_mel_bins, cache_dir, device, progress)
+    checkpoint = pretrained_backbone_state(model_cfg, features, cache_dir, device, progress)
     return InitWeights(checkpoint["state_dict"], grid=tuple(checkpoint["grid"]))

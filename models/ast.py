@@ -111,6 +111,10 @@ class ASTBackbone(nn.Module):
 
         self.patch_embed = PatchEmbed(embed_dim, patch_size, fstride, tstride)
         self._grid = self.patch_embed.grid_size(self.input_frames, self.num_mel_bins)
+        if mixer == "fta" and self._grid[0] == 1:
+            raise ModelError(f"mixer 'fta' needs a frequency x time patch grid; this backbone's tokens are frames "
+                             f"(grid 1 x {self._grid[1]}), so FTA's row would be every token (global attention) and "
+                             "its columns single tokens: use 'gsa'")
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if distill_token else None
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix_tokens + self.num_patches, embed_dim))
@@ -271,6 +275,17 @@ def ast_small(*, input_frames: int, **kwargs: Any) -> ASTBackbone:
 def ast_base(*, input_frames: int, **kwargs: Any) -> ASTBackbone:
     """AST/SSAST-Base (ViT-B): 768-d, 12 heads, depth 12 (~87 M parameters)."""
     return _ast({"embed_dim": 768, "num_heads": 12}, input_frames, kwargs)
+
+
+@register_model
+def mfcc_gram(*, input_frames: int, **kwargs: Any) -> ASTBackbone:
+    """The MFCC-gram transformer's encoder (Gauy & Finger 2021): 3 layers, d_model 512, 8 heads, d_ff 2048 (MLP
+    ratio 4), on MFCC frames: one frame a token with ``patch_size=(n_mfcc, 1)``, ``fstride=n_mfcc``,
+    ``tstride=1`` (in a config: ``features.kind: mfcc``, ``model.patch_size: [n_mfcc, 1]``, ``model.fstride: n_mfcc``,
+    ``model.tstride: 1``). Departures: pre-norm blocks, a CLS token and a learned position
+    embedding (AST's layout, so every strategy and PET method of the suite applies), where the paper's
+    Mockingjay-style encoder is post-norm with sinusoidal positions."""
+    return _ast({"embed_dim": 512, "num_heads": 8, "depth": 3}, input_frames, kwargs)
 
 
 @register_model

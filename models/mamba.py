@@ -30,11 +30,11 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
-from audio_ticl.models.selective_scan import ScanBackend, selective_scan
+from audio_ticl.models import mamba_cuda
+from audio_ticl.models.selective_scan import ScanBackend, scan_backend_for, selective_scan
 
 __all__ = ["BiMambaMixer"]
 
@@ -95,8 +95,7 @@ class BiMambaMixer(nn.Module):
     def _direction(self, x: torch.Tensor, z: torch.Tensor, conv: nn.Conv1d, x_proj: nn.Linear, dt_proj: nn.Linear,
                    a_log: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         """One direction's scan on (B, E, L) x and z -> (B, E, L)."""
-        length = x.shape[-1]
-        u = F.silu(conv(x)[..., :length])  # causal: the left padding's outputs only
+        u = mamba_cuda.conv_silu(conv, x)  # causal: the left padding's outputs only
         x_dbl = x_proj(rearrange(u, "b e l -> b l e"))
         dt, b, c = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = rearrange(dt_proj(dt), "b l e -> b e l")
@@ -109,15 +108,42 @@ class BiMambaMixer(nn.Module):
         """(B, L, D) -> (B, L, D); ``grid`` and ``num_prefix`` are accepted for the mixers' signature and unused.
         ``reverse``: ``flip(self(flip(x)))``, computed without flipping ``x`` (see the module docstring)."""
         xz = rearrange(self.in_proj(x), "b l e -> b e l")
-        u, z = xz.chunk(2, dim=1)
         forward = (self.conv1d, self.x_proj, self.dt_proj, self.A_log, self.D)
         backward = (self.conv1d_b, self.x_proj_b, self.dt_proj_b, self.A_b_log, self.D_b)
         natural, flipped = (backward, forward) if reverse else (forward, backward)
+        fused = self._fused_inner(x.device)
+        if fused is not None:
+            return self._forward_fused(fused, xz, natural, flipped)
+        u, z = xz.chunk(2, dim=1)
         y_natural = self._direction(u, z, *natural)
         y = y_natural + self._direction(u.flip(-1), z.flip(-1), *flipped).flip(-1)
         if self.divide_out:
             y = y / 2
         return self.out_proj(rearrange(y, "b e l -> b l e"))
+
+    def _fused_inner(self, device: torch.device) -> object | None:
+        """mamba-ssm's ``mamba_inner_fn`` where the scan runs on mamba-ssm (CUDA), it imports and none of the
+        modules it fuses is hooked (``models.mamba_cuda``); else None (the module path)."""
+        if scan_backend_for(device, self.scan) != "cuda":
+            return None
+        fused = mamba_cuda.mamba_inner()
+        bypassed = (self.conv1d, self.conv1d_b, self.x_proj, self.x_proj_b, self.dt_proj, self.dt_proj_b,
+                    self.out_proj)
+        return None if fused is None or mamba_cuda.hooked(*bypassed) else fused
+
+    def _forward_fused(self, fused, xz: torch.Tensor, natural: tuple, flipped: tuple) -> torch.Tensor:
+        """Both directions by ``mamba_inner_fn`` (out_proj included, its bias added once after the sum), as Vim's
+        bimamba v2 runs on CUDA."""
+
+        def direction(xz_dir: torch.Tensor, conv, x_proj, dt_proj, a_log, d) -> torch.Tensor:
+            return fused(xz_dir, conv.weight, conv.bias, x_proj.weight, dt_proj.weight, self.out_proj.weight, None,
+                         -torch.exp(a_log.float()), None, None, d.float(), delta_bias=dt_proj.bias.float(),
+                         delta_softplus=True)
+
+        out = direction(xz, *natural) + direction(xz.flip(-1), *flipped).flip(1)
+        if self.divide_out:
+            out = out / 2
+        return out if self.out_proj.bias is None else out + self.out_proj.bias
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, d_inner={self.d_inner}, d_state={self.d_state}, dt_rank={self.dt_rank}, "

@@ -339,3 +339,42 @@ def test_a_case_that_would_not_fit_is_skipped_before_it_runs_and_reported(tmp_pa
     assert skipped["skipped"].startswith("did not fit") and skipped["fwd_ms"] == ""  # NaN, written empty
     assert not calls  # nothing of it ran: not the FLOP count, the memory probe or the timing
     assert "did not fit" in text and "not measured: custom/gsa_materialized/none at 16 tokens" in text
+
+
+# -------------------------------------------------------------------------------------------- --combine
+def test_combine_makes_one_table_from_parts_and_refuses_parts_that_do_not_agree(tmp_path):
+    from audio_ticl.benchmark.efficiency.combine import combine
+
+    for name, frames in (("long", "48"), ("short", "32")):
+        _run(tmp_path / name, "--mixers", "gsa,fta", "--frames", frames)
+    out = tmp_path / "both"
+    parts = ",".join(str(tmp_path / name / "efficiency.csv") for name in ("long", "short"))
+    args = command.parse(["--combine", parts, "--out", str(out)])
+    assert command.run_command(args) == 0
+    with open(out / "efficiency.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["tokens"], r["mixer"]) for r in rows] == [("16", "gsa"), ("16", "fta"), ("24", "gsa"), ("24", "fta")]
+    text = (out / "efficiency.md").read_text()
+    assert "combined from" in text and "long/efficiency.csv" in text and (out / "time_vs_tokens.png").is_file()
+    _run(tmp_path / "batch3", "--mixers", "gsa", "--frames", "64", "--batch", "3")
+    with pytest.raises(OptionError, match=r"the files differ in batch \(.*long/efficiency.csv: 2; .*: 3\)"):
+        combine([tmp_path / "long" / "efficiency.csv", tmp_path / "batch3" / "efficiency.csv"])
+    with pytest.raises(OptionError, match=r"the case \(size custom, mixer gsa, pet none, frames 48, stride 16\) is in "
+                                          r"more than one file"):
+        combine([tmp_path / "long" / "efficiency.csv", tmp_path / "both" / "efficiency.csv"])
+    with pytest.raises(OptionError, match="nope.csv is not a file"):
+        combine([tmp_path / "nope.csv"])
+
+
+def test_crossovers_name_the_lengths_between_which_one_mixer_overtakes_another():
+    import pandas as pd
+
+    from audio_ticl.benchmark.efficiency.report import crossovers
+
+    times = {"attn": [1.0, 4.0, 16.0, 64.0], "scan": [3.0, 6.0, 12.0, 24.0], "lin": [0.5, 1.0, 2.0, 4.0]}
+    df = pd.DataFrame([{"size": "tiny", "pet": "none", "stride": 16, "mixer": m, "tokens": t, "fwd_ms": ms}
+                       for m, series in times.items() for t, ms in zip((600, 1200, 2400, 4800), series)])
+    lines = crossovers(df)
+    assert lines[0].startswith("scan overtakes attn between 1200 and 2400 tokens (tiny, pet none, stride 16")
+    assert lines[1].startswith("lin is faster than attn at every length measured")
+    assert lines[2].startswith("lin is faster than scan at every length measured")

@@ -19,6 +19,7 @@ MODELS = {
     "ssamba_small": {"depth": 2},
     "ssamba_base": {"depth": 2},
     "ssamba_custom": {"embed_dim": 32, "depth": 2},
+    "mfcc_gram": {"depth": 1},
 }
 #: mixer -> its ground truth on (B, H, L, hd) q, k, v
 MIXER_REFERENCES = {

@@ -54,7 +54,7 @@ NOT_IDENTITY = {"vpt_shallow", "vpt_deep"}
 @pytest.fixture(scope="module")
 def vit_b() -> nn.Module:
     torch.manual_seed(0)
-    return create_model("ast_base", input_frames=16, num_mel_bins=16).eval()
+    return create_model("ast_base", input_frames=32, num_mel_bins=32).eval()  # a 2 x 2 grid: ConvPass needs rows
 
 
 def tiny_backbone(mixer: str = "gsa") -> nn.Module:

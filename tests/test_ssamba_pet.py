@@ -124,3 +124,20 @@ def test_the_upstream_backbone_trains_with_the_models_own_layers():
 
     assert upstream_mixer("ssamba_custom") == "mamba" and upstream_mixer("ssamba_tiny") == "mamba"
     assert upstream_mixer("ast_custom") == "gsa"  # every attention mixer then starts from the same weights
+
+
+def test_the_readme_table_says_what_the_registry_does():
+    """Every PET method has a row in the README's SSAMBA table: "yes" with its targets, or "no" with its reason."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`"): line for line in readme.splitlines()
+            if line.startswith("| `") and "| yes |" in line or line.startswith("| `") and "| no |" in line}
+    for name, cls in PET_METHODS.items():
+        assert name in rows, f"README's SSAMBA table has no row for {name}"
+        reason = cls.not_applicable("mamba")
+        if reason:
+            assert f"| no | {reason} |" in rows[name], name
+        else:
+            targets = ", ".join(f"`{p}`" for p in cls.family_targets["mamba"])
+            assert f"| yes | {targets} |" in rows[name], name

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from audio_ticl.benchmark.audio.features import FbankSettings, fbank
+from audio_ticl.benchmark.audio.features import FbankSettings, features_of
 from audio_ticl.benchmark.audio.io import load_audio, waveform_from_clip
 from audio_ticl.benchmark.datasets.base import Clip
 from audio_ticl.benchmark.errors import DataError
@@ -65,7 +65,7 @@ def single_threaded() -> Iterator[None]:
 
 def compute_clip_features(clip: Clip, settings: FbankSettings) -> torch.Tensor:
     """Decode (or render) one clip and return its un-normalised fbank ``(target_frames, num_mel_bins)``."""
-    return fbank(waveform_from_clip(clip, settings.sample_rate), settings)
+    return features_of(waveform_from_clip(clip, settings.sample_rate), settings)
 
 
 class FeatureCache:
@@ -103,7 +103,7 @@ class FeatureCache:
             features = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # damaged or foreign file: treat as a miss and overwrite it
             return None
-        expected = (settings.target_frames, settings.num_mel_bins)
+        expected = (settings.target_frames, settings.feature_bins)
         if not isinstance(features, torch.Tensor) or tuple(features.shape) != expected:
             return None
         return features
@@ -141,7 +141,7 @@ def _worker_init() -> None:
 
 def _file_features_worker(path: str, settings: FbankSettings) -> np.ndarray:
     """Pool worker (top-level so it pickles): returns numpy, avoiding torch's fd-based tensor sharing."""
-    return fbank(load_audio(Path(path), settings.sample_rate), settings).numpy()
+    return features_of(load_audio(Path(path), settings.sample_rate), settings).numpy()
 
 
 def extract_features(
@@ -160,7 +160,7 @@ def extract_features(
     """
     start = time.perf_counter()
     n = len(clips)
-    out = torch.empty((n, settings.target_frames, settings.num_mel_bins), dtype=torch.float32)
+    out = torch.empty((n, settings.target_frames, settings.feature_bins), dtype=torch.float32)
     hits = 0
     misses: list[int] = []
     with single_threaded(), tqdm(total=n, desc=desc, disable=not progress, unit="clip", dynamic_ncols=True) as bar:

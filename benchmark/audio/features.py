@@ -1,4 +1,5 @@
-"""The AST/SSAST front end: 128-bin kaldi log-mel fbank, fixed length, normalisation and SpecAugment.
+"""The AST/SSAST front end: 128-bin kaldi log-mel fbank, fixed length, normalisation and SpecAugment; and the
+MFCC-gram front end (torchaudio's MFCC on the same windows), which shares the rest.
 
 Features are cached un-normalised (see :mod:`benchmark.audio.cache`): SpecAugment masks with zeros and must run
 before :func:`normalize`, as in the AST recipe.
@@ -13,7 +14,8 @@ from einops import rearrange
 
 from .settings import FEATURE_VERSION, FbankSettings
 
-__all__ = ["FEATURE_VERSION", "FbankSettings", "fbank", "pad_or_crop", "normalize", "SpecAugment"]
+__all__ = ["FEATURE_VERSION", "FbankSettings", "fbank", "mfcc", "features_of", "feature_stats", "pad_or_crop",
+           "normalize", "SpecAugment"]
 
 #: the suite's front end: 16 kHz, 128 mel bins, 25 ms windows every 10 ms
 DEFAULT_SETTINGS = FbankSettings()
@@ -53,6 +55,52 @@ def fbank(wave: torch.Tensor, settings: FbankSettings = DEFAULT_SETTINGS) -> tor
         frame_length=settings.frame_length_ms,
     )
     return pad_or_crop(feats, settings.target_frames).contiguous()
+
+
+def mfcc_transform(settings: FbankSettings) -> T.MFCC:
+    """torchaudio's MFCC on the fbank's windows: ``n_mfcc`` DCT-II (orthonormal) coefficients of the log of
+    ``num_mel_bins`` mel bands (HTK scale), from a Hann-windowed power spectrum of ``frame_length_ms`` windows every
+    ``frame_shift_ms`` without centre padding, FFT size the window (torchaudio's default, 400 at 16 kHz), so that
+    it has the fbank's frame count, 1 + (samples - window) // hop."""
+    window = settings.frame_length_samples
+    return T.MFCC(
+        sample_rate=settings.sample_rate,
+        n_mfcc=settings.n_mfcc,
+        melkwargs={
+            "n_fft": window,
+            "win_length": window,
+            "hop_length": int(settings.sample_rate * settings.frame_shift_ms * 0.001),
+            "n_mels": settings.num_mel_bins,
+            "center": False,
+            "mel_scale": "htk",
+        },
+    )
+
+
+def mfcc(wave: torch.Tensor, settings: FbankSettings) -> torch.Tensor:
+    """MFCC ``(target_frames, n_mfcc)`` of a mono waveform at ``settings.sample_rate`` (mean removed, padded to
+    one window as ``fbank``); not normalised."""
+    if wave.dim() != 1:
+        raise ValueError(f"mfcc expects a 1-D mono waveform, got shape {tuple(wave.shape)}")
+    wave = wave.to(torch.float32)
+    wave = wave - wave.mean()
+    if wave.shape[0] < settings.frame_length_samples:
+        wave = F.pad(wave, (0, settings.frame_length_samples - wave.shape[0]))
+    coefficients = rearrange(mfcc_transform(settings)(wave), "c t -> t c")
+    return pad_or_crop(coefficients, settings.target_frames).contiguous()
+
+
+def features_of(wave: torch.Tensor, settings: FbankSettings) -> torch.Tensor:
+    """The front end ``settings.kind`` names: fbank or MFCC, ``(target_frames, settings.feature_bins)``."""
+    return mfcc(wave, settings) if settings.kind == "mfcc" else fbank(wave, settings)
+
+
+def feature_stats(features: torch.Tensor) -> tuple[float, float]:
+    """Mean and std of every value of ``features`` (N, T, F), padding included: how AST's dataset constants were
+    computed, for a front end without published ones (MFCC)."""
+    if features.numel() < 2:
+        raise ValueError("feature statistics need at least two values")
+    return float(features.mean()), float(features.std())
 
 
 def normalize(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:

@@ -7,26 +7,43 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-__all__ = ["FEATURE_VERSION", "FbankSettings"]
+__all__ = ["FEATURE_VERSION", "FEATURE_KINDS", "FbankSettings"]
 
 #: bump when the feature computation changes in a way the settings do not capture, to invalidate caches
 FEATURE_VERSION = 1
 
 
+#: the front ends: kaldi log-mel fbank (AST, SSAST, SSAMBA) and MFCC (the MFCC-gram transformer)
+FEATURE_KINDS = ("fbank", "mfcc")
+
+
 @dataclass(frozen=True)
 class FbankSettings:
-    """Everything that determines a clip's fbank; ``cache_token`` turns it into a cache-key part."""
+    """Everything that determines a clip's features (fbank, or MFCC with ``kind="mfcc"``); ``cache_token`` turns it
+    into a cache-key part. ``n_mfcc`` is read only for MFCC (coefficients kept of ``num_mel_bins`` mel bands)."""
 
     sample_rate: int = 16000
     num_mel_bins: int = 128
     frame_shift_ms: float = 10.0
     frame_length_ms: float = 25.0
     target_frames: int = 1024
+    kind: str = "fbank"
+    n_mfcc: int = 128
 
     def __post_init__(self) -> None:
+        if self.kind not in FEATURE_KINDS:
+            raise ValueError(f"FbankSettings.kind must be one of {', '.join(FEATURE_KINDS)}, got {self.kind!r}")
         for name, value in asdict(self).items():
-            if value <= 0:
+            if name != "kind" and value <= 0:
                 raise ValueError(f"FbankSettings.{name} must be positive, got {value}")
+        if self.kind == "mfcc" and self.n_mfcc > self.num_mel_bins:
+            raise ValueError(f"MFCC keeps at most num_mel_bins ({self.num_mel_bins}) coefficients, got n_mfcc "
+                             f"{self.n_mfcc}")
+
+    @property
+    def feature_bins(self) -> int:
+        """Values per frame: the mel bins of fbank, the coefficients of MFCC."""
+        return self.n_mfcc if self.kind == "mfcc" else self.num_mel_bins
 
     @property
     def frame_length_samples(self) -> int:
@@ -47,6 +64,11 @@ class FbankSettings:
         return 0 if padded < window else 1 + (padded - window) // shift
 
     def cache_token(self) -> str:
-        """A stable string of every field (and the feature version), e.g. for cache keys."""
-        fields = ",".join(f"{name}={value!r}" for name, value in asdict(self).items())
-        return f"fbank-v{FEATURE_VERSION}({fields})"
+        """A stable string of every field that matters (and the feature version), e.g. for cache keys; an fbank's
+        token leaves out the MFCC fields, so caches made before MFCC existed stay valid."""
+        values = asdict(self)
+        kind, n_mfcc = values.pop("kind"), values.pop("n_mfcc")
+        if kind == "mfcc":
+            values["n_mfcc"] = n_mfcc
+        fields = ",".join(f"{name}={value!r}" for name, value in values.items())
+        return f"{kind}-v{FEATURE_VERSION}({fields})"

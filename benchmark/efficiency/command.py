@@ -123,10 +123,24 @@ def execute(p: Plan, out: Path) -> tuple[str, list[Path]]:
     return text, paths + plots.plot(df, out) + profiles
 
 
+def combine_runs(files: list[Path], out: Path) -> tuple[str, list[Path]]:
+    """``--combine``: the files' rows as one table, notes and figures in ``out``; nothing is measured."""
+    from audio_ticl.benchmark.efficiency.combine import combine
+
+    df = combine(files)
+    sources = list(dict.fromkeys(df.pop("source")))
+    paths = [report.write_table(df, out)]
+    text = report.markdown(df, device_name(torch.device(str(df["device"].iloc[0]))), None, None, sources=sources)
+    paths.append(report.write_markdown(text, out))
+    return text, paths + plots.plot(df, out)
+
+
 def run_command(args: argparse.Namespace, model_kwargs: dict[str, Any] | None = None) -> int:
-    p = plan(args, model_kwargs)
     out = args.out if args.out is not None else default_out()
-    text, paths = execute(p, out)
+    if getattr(args, "combine", None):
+        text, paths = combine_runs(args.combine, out)
+    else:
+        text, paths = execute(plan(args, model_kwargs), out)
     print(text, end="")
     for path in paths:
         print(f"wrote {path}", file=sys.stderr)

@@ -90,3 +90,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(and one train step), after the timings, into DIR/profiles/")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="output folder (default: results/runs/efficiency-<time>)")
+    p.add_argument("--combine", type=lambda text: [Path(part) for part in text.split(",") if part.strip()],
+                   metavar="CSV,CSV,...",
+                   help="measure nothing: make one table and one pair of figures in --out from these runs' "
+                        "efficiency.csv files (which must agree on device, dtype, threads, scope and batch)")

@@ -98,8 +98,39 @@ def markdown_table(df: pd.DataFrame) -> str:
     return cells.to_markdown(index=False, disable_numparse=True)
 
 
-def notes(df: pd.DataFrame, machine: str, repeats: int, warmup: int, busy: str = "") -> list[str]:
-    """What the table's numbers are and where they were measured."""
+def crossovers(df: pd.DataFrame) -> list[str]:
+    """For every pair of mixers (same size, PET method, stride), where one overtakes the other in forward time, from
+    the lengths both were measured at: "B overtakes A between 4800 and 7200 tokens" (A faster at every measured
+    length up to the first, B at every one from the second), or which is faster throughout."""
+    lines = []
+    mixers = list(dict.fromkeys(df["mixer"]))
+    for (size, pet, stride), group in df.groupby(["size", "pet", "stride"], sort=False):
+        times = {m: group[group["mixer"] == m].set_index("tokens")["fwd_ms"].dropna() for m in mixers}
+        for i, a in enumerate(mixers):
+            for b in mixers[i + 1:]:
+                common = sorted(set(times[a].index) & set(times[b].index))
+                if len(common) < 1:
+                    continue
+                b_faster = [times[b][t] < times[a][t] for t in common]
+                where = f"({size}, pet {pet}, stride {stride}; forward, measured at {', '.join(map(str, common))})"
+                if all(b_faster) or not any(b_faster):
+                    fast, slow = (b, a) if b_faster[0] else (a, b)
+                    lines.append(f"{fast} is faster than {slow} at every length measured {where}")
+                    continue
+                winner, loser = (b, a) if b_faster[-1] else (a, b)
+                wins = b_faster if winner == b else [not f for f in b_faster]
+                k = len(wins)
+                while k > 0 and wins[k - 1]:
+                    k -= 1
+                lines.append(f"{winner} overtakes {loser} between {common[k - 1]} and {common[k]} tokens {where}"
+                             + ("" if not any(wins[:k]) else "; it was also faster at some shorter lengths"))
+    return lines
+
+
+def notes(df: pd.DataFrame, machine: str, repeats: int | None, warmup: int | None, busy: str = "",
+          sources: list[str] | None = None) -> list[str]:
+    """What the table's numbers are and where they were measured; ``sources``: the files a combined table came
+    from (their repeats are in their own notes)."""
     first = df.iloc[0]
     scope = (
         "the mixer's attention op alone (TokenMixer.attend) on batch x heads x (tokens + prefix) x head_dim q, k, v"
@@ -114,8 +145,11 @@ def notes(df: pd.DataFrame, machine: str, repeats: int, warmup: int, busy: str =
         f"machine: {machine}; torch {torch.__version__}; device {first['device']}, {first['threads']} thread(s), "
         f"{first['dtype']}, batch {first['batch']}",
         f"scope {first['scope']}: {scope}; train step: {train}",
-        f"times: median and interquartile range of {repeats} repeats after {warmup} warm-up round(s), the cases "
-        "interleaved within every repeat (torch.utils.benchmark.Timer, each measurement 2 untimed calls + 1 timed)",
+        (f"times: median and interquartile range of {repeats} repeats after {warmup} warm-up round(s), the cases "
+         "interleaved within every repeat (torch.utils.benchmark.Timer, each measurement 2 untimed calls + 1 timed)"
+         if sources is None else
+         f"combined from {', '.join(sources)} (ticl efficiency --combine; each measured on its own, its repeats and "
+         "machine in its efficiency.md); times: median and interquartile range of each part's repeats"),
         "frames -> grid (frequency x time patches, 16 x 16 patches over 128 mel bins at the stride) -> tokens "
         "(patch tokens; the prefix token, CLS, comes on top); tokens/s = batch x tokens / forward median; "
         "IQR: interquartile range of the repeats, in brackets",
@@ -130,11 +164,12 @@ def notes(df: pd.DataFrame, machine: str, repeats: int, warmup: int, busy: str =
                      f"{row['batch']}: {row['skipped']} (estimated before it ran; benchmark.efficiency.fit)")
     if "fta" in set(df["mixer"]):
         lines.append(f"fta computed by {fta_auto_path(first['device'], DTYPES[first['dtype']])}")
-    return lines + ([busy] if busy else [])
+    return lines + crossovers(df) + ([busy] if busy else [])
 
 
-def markdown(df: pd.DataFrame, machine: str, repeats: int, warmup: int, busy: str = "") -> str:
-    body = "\n".join(f"- {line}" for line in notes(df, machine, repeats, warmup, busy))
+def markdown(df: pd.DataFrame, machine: str, repeats: int | None, warmup: int | None, busy: str = "",
+             sources: list[str] | None = None) -> str:
+    body = "\n".join(f"- {line}" for line in notes(df, machine, repeats, warmup, busy, sources))
     return f"{markdown_table(df)}\n\n{body}\n"
 
 

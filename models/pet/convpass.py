@@ -15,6 +15,7 @@ from einops import rearrange
 from torch import nn
 
 from audio_ticl.models.context import ForwardContext
+from audio_ticl.models.errors import ModelError
 from audio_ticl.models.layers import QuickGELU
 from audio_ticl.models.pet.base import PETMethod, register_pet
 from audio_ticl.models.pet.grid import join_grid, split_grid
@@ -75,6 +76,14 @@ class ConvPassMethod(PETMethod):
 
     def bottleneck(self, task_id: int) -> int:
         return self.dim_first_task if task_id == 0 else self.dim
+
+    def inject(self, backbone: nn.Module, task_id: int) -> list[nn.Parameter]:
+        rows = getattr(backbone, "patch_grid", (2, 2))[0]
+        if rows == 1:
+            raise ModelError(f"convpass: its 3x3 conv runs on the frequency x time patch grid, and this backbone's "
+                             f"tokens are frames (grid 1 x {backbone.patch_grid[1]}); a sequence PET method applies "
+                             "(houlsby, lora, bitfit, conformer, ...)")
+        return super().inject(backbone, task_id)
 
     def create_module(self, backbone: nn.Module, target_name: str, target: nn.Module, task_id: int) -> nn.Module:
         dim = int(backbone.num_features)

@@ -96,9 +96,9 @@ class VPTMethod(PETMethod):
 
     targets = ("blocks.*",)
     family_targets = {
-        "mamba": "VPT's prompts are read by attention from every position (Jia et al. 2022, Sec. 3.2); a scan reads "
-        "a token only after it, and SSAMBA's paired layers call their branches, not the blocks whose calls VPT "
-        "rewrites",
+        "mamba": "VPT's prompts are read by attention from every position (Jia et al. 2022, Sec. 3.2); a Mamba layer "
+        "reads a token only through its recurrent state, one side per direction, and SSAMBA's paired layers call "
+        "their branches, not the blocks whose calls VPT rewrites",
     }
     placement = "prompt"
     deep: bool = False
