@@ -197,7 +197,12 @@ class ASTBackbone(nn.Module):
         return grid
 
     def forward_features(
-        self, x: torch.Tensor, *, task_id: int | None = None, pos_embed: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        *,
+        task_id: int | None = None,
+        pos_embed: torch.Tensor | None = None,
+        patch_mask: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """(B, T, F) fbank -> (B, P+N, D) final-normed tokens (prefix first, patches frequency-major).
 
@@ -205,6 +210,8 @@ class ASTBackbone(nn.Module):
         ``pos_embed=None``: the model's own position embedding, and ``x`` must have the configured
         ``input_frames``. Given a ``(1, P + F'*T', D)`` position embedding, ``x`` may have any number of frames:
         the grid (F', T') is derived from ``x``'s shape through the patch geometry and must match it.
+        ``patch_mask=(mask, embedding)``: masked-patch pretraining (SSAST); the patch embeddings where ``mask``
+        (B, N) is True are replaced by ``embedding`` (1, 1, D) before the position embedding is added.
         """
         if pos_embed is None:
             self._check_input(x)
@@ -213,6 +220,9 @@ class ASTBackbone(nn.Module):
             grid = self._check_explicit(x, pos_embed)
         with forward_context(ForwardContext(task_id, grid, self.num_prefix_tokens)):
             tokens = self.patch_embed(x)
+            if patch_mask is not None:
+                mask, embedding = patch_mask
+                tokens = torch.where(mask[..., None], embedding.to(tokens.dtype), tokens)
             prefix = [self.cls_token] if self.dist_token is None else [self.cls_token, self.dist_token]
             prefix = torch.cat(prefix, dim=1).expand(tokens.shape[0], -1, -1)
             x = torch.cat([prefix, tokens], dim=1) + pos_embed
