@@ -10,6 +10,7 @@ loop writes one line per epoch instead, and the feature-extraction and download 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -158,6 +159,28 @@ def _add_plot(sub) -> None:
                    help="folder for the figures (default: RUN_DIR/plots for one RUN_DIR)")
 
 
+def _add_pretrain(sub) -> None:
+    p = sub.add_parser(
+        "pretrain",
+        help="self-supervised pretraining of a backbone on unlabelled audio (SSAST's masked patch modelling)",
+        description="Pretrain a backbone by SSAST's joint masked spectrogram patch modelling on the clips of "
+        "dataset sources (their labels ignored, only the splits named) and folders of audio files. Writes "
+        "OUT/ssast.pth (or amba.pth for SSAMBA) in the source project's layout: `model.init: ssast:OUT/ssast.pth` "
+        "in a `ticl run` config starts from it.",
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", help="a shipped pretraining preset (benchmark/presets/pretrain/)")
+    src.add_argument("--config", type=Path, help="a YAML file (may say `extends: PRESET`)")
+    p.add_argument("--data-root", type=Path, help="root of the first dataset source (sets sources.0.root)")
+    p.add_argument("--audio-dir", type=Path, action="append", default=[], metavar="DIR",
+                   help="a folder of audio files, searched recursively (repeatable)")
+    p.add_argument("--out", type=Path, help=f"output folder (default: {RUNS_DIR}/pretrain-<name>-<time>)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set epochs=20")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ticl", description="audio-ticl: task-incremental continual learning for audio"
@@ -169,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_strategies(sub)
     _add_bench(sub)
     _add_efficiency(sub)
+    _add_pretrain(sub)
     _add_datasets(sub)
     _add_table(sub)
     _add_plot(sub)
@@ -283,8 +307,28 @@ def cmd_plot(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "presets": cmd_presets, "strategies": cmd_strategies, "bench": cmd_bench,
-            "efficiency": cmd_efficiency, "datasets": cmd_datasets, "table": cmd_table, "plot": cmd_plot}
+def cmd_pretrain(args) -> int:
+    from .pretrain.loop import pretrain
+    from .pretrain.schema import load_pretrain_config
+
+    overrides = list(args.overrides)
+    if args.data_root is not None:
+        overrides.append(f"sources.0.root={args.data_root}")
+    cfg = load_pretrain_config(args.preset, args.config, overrides, audio_dirs=[str(d) for d in args.audio_dir])
+    out = args.out
+    if out is None:
+        if args.resume:
+            raise TICLError("--resume needs --out: the pretraining folder to continue")
+        out = RUNS_DIR / f"pretrain-{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    summary = pretrain(cfg, Path(out), progress=wants_progress(args), resume=args.resume)
+    print(json.dumps(summary, indent=2))
+    print(f"\npretrained backbone: {summary['init']} (model.init for ticl run)")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "pretrain": cmd_pretrain, "presets": cmd_presets, "strategies": cmd_strategies,
+            "bench": cmd_bench, "efficiency": cmd_efficiency, "datasets": cmd_datasets, "table": cmd_table,
+            "plot": cmd_plot}
 
 
 def error_line(exc: BaseException) -> str:

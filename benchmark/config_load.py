@@ -18,10 +18,10 @@ __all__ = ["PRESET_PACKAGE", "list_presets", "load_raw", "deep_merge", "apply_ov
 PRESET_PACKAGE = "audio_ticl.benchmark.presets"
 
 
-def list_presets() -> dict[str, str]:
-    """Shipped preset names and their one-line descriptions."""
+def list_presets(package: str = PRESET_PACKAGE) -> dict[str, str]:
+    """Shipped preset names and their one-line descriptions (``ticl run``'s, or those of ``package``)."""
     out = {}
-    for entry in sorted(resources.files(PRESET_PACKAGE).iterdir(), key=lambda p: p.name):
+    for entry in sorted(resources.files(package).iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".yaml"):
             raw = yaml.safe_load(entry.read_text()) or {}
             description = str(raw.get("description", "")).strip()
@@ -31,8 +31,9 @@ def list_presets() -> dict[str, str]:
     return out
 
 
-def load_raw(preset: str | None = None, config_file: Path | None = None) -> dict:
-    """The raw mapping of a preset or a YAML file (a file may ``extends: PRESET`` to start from one)."""
+def load_raw(preset: str | None = None, config_file: Path | None = None, package: str = PRESET_PACKAGE) -> dict:
+    """The raw mapping of a preset or a YAML file (a file may ``extends: PRESET`` to start from one); ``package``
+    holds the presets (``ticl run``'s by default)."""
     if config_file is not None:
         path = Path(config_file)
         if not path.is_file():
@@ -45,17 +46,17 @@ def load_raw(preset: str | None = None, config_file: Path | None = None) -> dict
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
         base = raw.pop("extends", None)
         own_name = raw.get("name", path.stem)  # a file's own name, never the preset it extends
-        raw = deep_merge(load_raw(base), raw) if base else raw
+        raw = deep_merge(load_raw(base, package=package), raw) if base else raw
         raw["name"] = own_name
         return raw
     name = preset or "default"
-    presets = list_presets()
+    presets = list_presets(package)
     if name not in presets:
         raise ConfigError(f"unknown preset '{name}'; available presets: {', '.join(presets)}")
-    raw = yaml.safe_load(resources.files(PRESET_PACKAGE).joinpath(f"{name}.yaml").read_text()) or {}
+    raw = yaml.safe_load(resources.files(package).joinpath(f"{name}.yaml").read_text()) or {}
     base = raw.pop("extends", None)
     own_name = raw.get("name", name)  # the preset's own name, never the one it extends
-    raw = deep_merge(load_raw(base), raw) if base else raw
+    raw = deep_merge(load_raw(base, package=package), raw) if base else raw
     raw["name"] = own_name
     return raw
 

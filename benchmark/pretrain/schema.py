@@ -1,0 +1,92 @@
+"""The ``ticl pretrain`` config: where the unlabelled clips come from, the front end, the backbone, the objective
+and the optimisation. Presets live in ``audio_ticl.benchmark.presets.pretrain``; ``extends:`` and ``--set`` work
+as for ``ticl run``."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Literal
+
+from audio_ticl.benchmark.config_build import build
+from audio_ticl.benchmark.config_fields import from_registry, setting
+from audio_ticl.benchmark.config_load import apply_override, load_raw
+from audio_ticl.benchmark.config_schema import FeatureConfig, ModelConfig
+from audio_ticl.benchmark.errors import ConfigError
+
+__all__ = ["PRETRAIN_PRESETS", "PretrainSource", "PretrainConfig", "load_pretrain_config"]
+
+PRETRAIN_PRESETS = "audio_ticl.benchmark.presets.pretrain"
+SOURCES = from_registry("audio_ticl.benchmark.datasets:SOURCES")
+
+
+@dataclasses.dataclass
+class PretrainSource:
+    """One dataset in its official layout; its labels are ignored and only the clips of ``splits`` are read (so
+    that no validation or test clip of a downstream run is ever seen)."""
+
+    source: str = setting("", doc="a registered dataset source (`ticl datasets` lists them)", choices=SOURCES)
+    root: str | None = setting(None, doc="its root folder (`--data-root` sets the first source's)")
+    options: dict[str, Any] = setting(factory=dict, doc="keyword arguments of the source, as `data.options`")
+    splits: list[str] = setting(factory=lambda: ["train"], doc="the splits whose clips are used")
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    """Self-supervised pretraining: SSAST's masked spectrogram patch modelling (``objective: mspm``)."""
+
+    name: str = setting("pretrain", doc="the preset's or file's own name")
+    description: str = setting("", doc="one paragraph")
+    seed: int = setting(0, doc="initialisation, data order and masks")
+    sources: list[PretrainSource] = setting(factory=list, doc="datasets whose clips are used (labels ignored)")
+    audio_dirs: list[str] = setting(
+        factory=list, doc="folders of audio files, searched recursively (wav, flac, ogg, aiff); `--audio-dir` adds one"
+    )
+    features: FeatureConfig = setting(factory=FeatureConfig)
+    model: ModelConfig = setting(factory=ModelConfig)
+    objective: Literal["mspm"] = setting(
+        "mspm", doc="`mspm`: SSAST's joint discriminative (InfoNCE) and generative (MSE) masked patch modelling"
+    )
+    n_mask: int = setting(400, doc="patches (frames, for a frame model) masked per clip; SSAST: 400 of 512")
+    epochs: int = setting(10, doc="passes over the clips")
+    batch_size: int = setting(24, doc="clips a step")
+    lr: float = setting(1e-4, doc="peak learning rate (SSAST: 1e-4)")
+    weight_decay: float = setting(5e-7, doc="Adam's weight decay (SSAST: 5e-7)")
+    warmup: float = setting(0.05, doc="share of the steps with a linear warm-up, then cosine decay to zero")
+    checkpoint_every: int = setting(0, doc="steps between checkpoints (0: after every epoch)")
+    threads: int | None = setting(None, doc="torch threads (null: torch's default)")
+
+
+def _validate(cfg: PretrainConfig) -> None:
+    if not cfg.sources and not cfg.audio_dirs:
+        raise ConfigError("a pretraining config needs clips: list 'sources' or 'audio_dirs' (or pass --audio-dir)")
+    if cfg.features.target_frames is None:
+        raise ConfigError("config key 'features.target_frames' must be set for pretraining (SSAST: 1024)")
+    if cfg.model.init not in ("random",):
+        raise ConfigError(f"config key 'model.init' must be 'random' for pretraining, got '{cfg.model.init}'")
+    for key in ("n_mask", "epochs", "batch_size"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"config key '{key}' must be >= 1, got {getattr(cfg, key)}")
+    if not 0 <= cfg.warmup < 1:
+        raise ConfigError(f"config key 'warmup' must be in [0, 1), got {cfg.warmup}")
+    if cfg.checkpoint_every < 0:
+        raise ConfigError(f"config key 'checkpoint_every' must be >= 0, got {cfg.checkpoint_every}")
+    for i, source in enumerate(cfg.sources):
+        if not source.splits:
+            raise ConfigError(f"config key 'sources.{i}.splits' must name at least one split")
+
+
+def load_pretrain_config(preset: str | None = None, config_file: Path | None = None,
+                         overrides: list[str] | tuple[str, ...] = (), audio_dirs: list[str] | None = None
+                         ) -> PretrainConfig:
+    """A pretraining preset or YAML file (which may ``extends:`` a pretraining preset), with ``--set`` overrides and
+    extra audio folders (``--audio-dir``)."""
+    if preset is None and config_file is None:
+        raise ConfigError("ticl pretrain needs --preset NAME or --config FILE")
+    raw = load_raw(preset, config_file, package=PRETRAIN_PRESETS)
+    for assignment in overrides:
+        apply_override(raw, assignment)
+    if audio_dirs:
+        raw["audio_dirs"] = [*raw.get("audio_dirs", []), *audio_dirs]
+    cfg = build(PretrainConfig, raw)
+    _validate(cfg)
+    return cfg

@@ -1,0 +1,99 @@
+"""``ticl pretrain``: a short MSPM run writes a checkpoint that ``ticl run`` starts from, a resumed run equals an
+uninterrupted one bit for bit, a folder of audio files is a source, and bad configs fail before any work."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audio_ticl.benchmark import cli
+from audio_ticl.benchmark.errors import CheckpointError, ConfigError
+from audio_ticl.benchmark.pretrain.loop import STATE_FILE, pretrain
+from audio_ticl.benchmark.pretrain.schema import load_pretrain_config
+
+
+def test_a_pretrained_backbone_plugs_into_ticl_run(tmp_path):
+    out = tmp_path / "pre"
+    assert cli.main(["pretrain", "--preset", "smoke", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    clips = summary["clips"]  # 4 training clips of each synthetic class; no val or test clip
+    assert clips % 4 == 0 and summary["sources"] == {"synthetic:train": clips}
+    assert summary["steps"] == 2 * (clips // 8)
+    assert (out / "ssast.pth").is_file() and (out / "history.csv").is_file()
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "extends: smoke\n"
+        f"model: {{name: ast_custom, embed_dim: 32, depth: 2, num_heads: 2, fstride: 16, tstride: 16, pooling: mean, "
+        f"init: 'ssast:{out / 'ssast.pth'}'}}\n"
+        "methods: [{name: probe, strategy: linear_probe, mixer: gsa}]\n"
+    )
+    assert cli.main(["run", "--config", str(config), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert (tmp_path / "run" / "probe" / "summary.json").is_file()
+
+
+def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    overrides = ["checkpoint_every=2", "epochs=2"]
+    whole = pretrain(load_pretrain_config("smoke", overrides=overrides), tmp_path / "whole", progress=False)
+    cut = tmp_path / "cut"
+    _run_until(load_pretrain_config("smoke", overrides=overrides), cut, steps=2)  # interrupted after step 2
+    resumed = pretrain(load_pretrain_config("smoke", overrides=overrides), cut, progress=False, resume=True)
+    a = torch.load(tmp_path / "whole" / "ssast.pth", weights_only=True)
+    b = torch.load(cut / "ssast.pth", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["final"] == whole["final"] and resumed["steps"] == whole["steps"] > 2
+
+
+def _run_until(cfg, out: Path, steps: int) -> None:
+    """Run ``cfg`` and stop it right after ``steps`` steps, as an interruption would (the checkpoint of that step
+    written, nothing after)."""
+    from audio_ticl.benchmark.pretrain import loop
+
+    calls = {"n": 0}
+    real = loop.MSPM.forward
+
+    def stop_after(self, *args, **kwargs):
+        if calls["n"] == steps:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return real(self, *args, **kwargs)
+
+    loop.MSPM.forward = stop_after
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pretrain(cfg, out, progress=False)
+    finally:
+        loop.MSPM.forward = real
+    assert torch.load(out / STATE_FILE, weights_only=True)["step"] == steps
+
+
+def test_a_folder_of_audio_files_is_a_source(tmp_path):
+    folder = tmp_path / "audio" / "nested"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        sf.write(folder / f"clip{i}.wav", rng.standard_normal(8000).astype(np.float32) * 0.1, 16000)
+    (folder / "notes.txt").write_text("not audio")
+    out = tmp_path / "pre"
+    assert cli.main(["pretrain", "--preset", "smoke", "--set", "sources=[]", "--audio-dir", str(tmp_path / "audio"),
+                     "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["clips"] == 8 and list(summary["sources"]) == [f"folder:{tmp_path / 'audio'}"]
+
+
+def test_bad_pretraining_configs_fail_before_any_work(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="needs clips"):
+        load_pretrain_config("smoke", overrides=["sources=[]"])
+    with pytest.raises(ConfigError, match="'model.init' must be 'random'"):
+        load_pretrain_config("smoke", overrides=["model.init=upstream"])
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        load_pretrain_config("nope")
+    out = tmp_path / "pre"
+    pretrain(load_pretrain_config("smoke", overrides=["epochs=1"]), out, progress=False)
+    with pytest.raises(CheckpointError, match="already holds a pretraining run"):
+        pretrain(load_pretrain_config("smoke", overrides=["epochs=1"]), out, progress=False)
+    with pytest.raises(CheckpointError, match=r"written by another config \(differs in lr\)"):
+        pretrain(load_pretrain_config("smoke", overrides=["epochs=1", "lr=0.5"]), out, progress=False, resume=True)
