@@ -97,3 +97,12 @@ def test_bad_pretraining_configs_fail_before_any_work(tmp_path, capsys):
         pretrain(load_pretrain_config("smoke", overrides=["epochs=1"]), out, progress=False)
     with pytest.raises(CheckpointError, match=r"written by another config \(differs in lr\)"):
         pretrain(load_pretrain_config("smoke", overrides=["epochs=1", "lr=0.5"]), out, progress=False, resume=True)
+
+
+def test_masked_frame_reconstruction_pretrains_a_frame_model_on_mfcc(tmp_path):
+    out = tmp_path / "mfcc"
+    summary = pretrain(load_pretrain_config("mfcc-smoke"), out, progress=False)
+    assert summary["objective"] == "frame_reconstruction" and set(summary["final"]) == {"loss", "l1"}
+    state = torch.load(out / "ssast.pth", weights_only=True)
+    assert "module.cpredlayer.0.weight" not in state and int(state["module.p_input_fdim"]) == 20
+    assert tuple(state["module.v.patch_embed.proj.weight"].shape) == (32, 1, 20, 1)  # one MFCC frame a token

@@ -1,7 +1,8 @@
-"""The pretraining loop: SSAST's joint MSPM step over the clips, a linear warm-up and cosine learning rate, a
-checkpoint written atomically every ``checkpoint_every`` steps (or epoch), and a resume that gives the bits of an
-uninterrupted run: the data order of an epoch and the masks of a step are drawn from generators seeded by
-(seed, epoch) and (seed, step), and the model, optimiser, schedule and torch RNG are restored.
+"""The pretraining loop: the objective's step (SSAST's joint MSPM, or masked frame reconstruction) over the
+clips, a linear warm-up and cosine learning rate, a checkpoint written atomically every ``checkpoint_every`` steps
+(or epoch), and a resume that gives the bits of an uninterrupted run: the data order of an epoch and the masks of
+a step are drawn from generators seeded by (seed, epoch) and (seed, step), and the model, optimiser, schedule and
+torch RNG are restored.
 
 Files in the output folder: ``state.pt`` (everything a resume needs), ``ssast.pth`` or ``amba.pth`` (the backbone
 and heads in the source project's layout: ``model.init: ssast:<folder>/ssast.pth`` plugs it into ``ticl run``),
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from audio_ticl.benchmark.audio.features import normalize
@@ -29,6 +31,7 @@ from audio_ticl.benchmark.results import save_torch, write_csv, write_json
 from audio_ticl.benchmark.upstream import backbone_kwargs, upstream_mixer
 from audio_ticl.models import create_model
 from audio_ticl.models.convert.export import pretraining_state_dict, source_layout
+from audio_ticl.models.frame_reconstruction import FrameReconstruction
 from audio_ticl.models.mspm import MSPM
 
 __all__ = ["pretrain", "STATE_FILE", "export_name"]
@@ -57,18 +60,29 @@ def _generator(*parts: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _build(cfg: PretrainConfig, data: PretrainData) -> MSPM:
+def _build(cfg: PretrainConfig, data: PretrainData) -> MSPM | FrameReconstruction:
+    """The backbone inside its objective's module (the pretraining heads beside it)."""
     torch.manual_seed(cfg.seed)
     backbone = create_model(cfg.model.name, input_frames=data.features.shape[1], num_mel_bins=input_bins(cfg.features),
                             mixer=upstream_mixer(cfg.model.name), **backbone_kwargs(cfg.model))
+    if cfg.objective == "frame_reconstruction":
+        return FrameReconstruction(backbone, **dataclasses.asdict(cfg.reconstruction))
     return MSPM(backbone, cfg.n_mask)
+
+
+def _export(objective: MSPM | FrameReconstruction) -> dict[str, torch.Tensor]:
+    """The backbone in its source layout, with SSAST's heads for MSPM (the reconstruction head has no place in
+    SSAST's layout: it stays in ``state.pt``)."""
+    heads = objective.heads if isinstance(objective, MSPM) else None
+    return pretraining_state_dict(objective.backbone, heads)
 
 
 def _config_dict(cfg: PretrainConfig) -> dict:
     return plain_config(dataclasses.asdict(cfg))
 
 
-def _restore(path: Path, cfg: PretrainConfig, mspm: MSPM, optimizer, scheduler) -> tuple[int, list[dict], float]:
+def _restore(path: Path, cfg: PretrainConfig, objective: nn.Module, optimizer,
+             scheduler) -> tuple[int, list[dict], float]:
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("version") != STATE_VERSION:
         raise CheckpointError(f"{path}: pretraining state version {state.get('version')}, this suite writes "
@@ -78,7 +92,7 @@ def _restore(path: Path, cfg: PretrainConfig, mspm: MSPM, optimizer, scheduler) 
         changed = sorted(k for k in set(saved) | set(_config_dict(cfg)) if saved.get(k) != _config_dict(cfg).get(k))
         raise CheckpointError(f"{path} was written by another config (differs in {', '.join(changed)}); resume with "
                               "the same preset and --set values, or start a new --out")
-    mspm.load_state_dict(state["model"])
+    objective.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["torch_rng"])
@@ -97,26 +111,26 @@ def pretrain(cfg: PretrainConfig, out: Path, progress: bool = True, resume: bool
     data = load_pretrain_data(cfg, progress)
     if len(data.features) < cfg.batch_size:
         raise CheckpointError(f"{len(data.features)} clips are fewer than one batch of {cfg.batch_size}")
-    mspm = _build(cfg, data)
-    optimizer = torch.optim.Adam(mspm.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.95, 0.999))
+    objective = _build(cfg, data)
+    optimizer = torch.optim.Adam(objective.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.95, 0.999))
     steps_per_epoch = len(data.features) // cfg.batch_size
     total = steps_per_epoch * cfg.epochs
     warmup = int(cfg.warmup * total)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _schedule(s, total, warmup))
     start, history, seconds = 0, [], 0.0
     if resume and state_path.exists():
-        start, history, seconds = _restore(state_path, cfg, mspm, optimizer, scheduler)
+        start, history, seconds = _restore(state_path, cfg, objective, optimizer, scheduler)
         log.info("resuming %s at step %d of %d", out, start, total)
     every = cfg.checkpoint_every or steps_per_epoch
-    layout = source_layout(mspm.backbone)
-    bar = tqdm(total=total, initial=start, desc="pretraining (MSPM)", disable=not progress, unit="step")
+    layout = source_layout(objective.backbone)
+    bar = tqdm(total=total, initial=start, desc=f"pretraining ({cfg.objective})", disable=not progress, unit="step")
     began = time.perf_counter()
-    mspm.train()
+    objective.train()
     for step in range(start, total):
         epoch, k = divmod(step, steps_per_epoch)
         order = torch.randperm(len(data.features), generator=_generator(cfg.seed, epoch))
         batch = normalize(data.features[order[k * cfg.batch_size:(k + 1) * cfg.batch_size]], data.mean, data.std)
-        parts = mspm(batch, _generator(cfg.seed, 1_000_000 + step))
+        parts = objective(batch, _generator(cfg.seed, 1_000_000 + step))
         optimizer.zero_grad(set_to_none=True)
         parts["loss"].backward()
         optimizer.step()
@@ -125,15 +139,19 @@ def pretrain(cfg: PretrainConfig, out: Path, progress: bool = True, resume: bool
                         **{key: float(value.detach()) for key, value in parts.items()}})
         bar.update(1)
         elapsed = seconds + time.perf_counter() - began
-        bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{history[-1]['accuracy']:.2f}",
+        shown = {"loss": f"{history[-1]['loss']:.3f}"}
+        if "accuracy" in history[-1]:
+            shown["acc"] = f"{history[-1]['accuracy']:.2f}"
+        bar.set_postfix(**shown,
                         clips_per_s=f"{(step + 1 - start) * cfg.batch_size / max(elapsed - seconds, 1e-9):.1f}")
         if (step + 1) % every == 0 or step + 1 == total:
             save_torch(state_path, {
-                "version": STATE_VERSION, "step": step + 1, "config": _config_dict(cfg), "model": mspm.state_dict(),
+                "version": STATE_VERSION, "step": step + 1, "config": _config_dict(cfg),
+                "model": objective.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(), "history": history, "seconds": elapsed,
             })
-            save_torch(out / export_name(layout), pretraining_state_dict(mspm.backbone, mspm.heads))
+            save_torch(out / export_name(layout), _export(objective))
             write_csv(out / "history.csv", pd.DataFrame(history))
     bar.close()
     seconds += time.perf_counter() - began
@@ -141,7 +159,8 @@ def pretrain(cfg: PretrainConfig, out: Path, progress: bool = True, resume: bool
     summary = {
         "steps": total, "epochs": cfg.epochs, "clips": len(data.features), "sources": data.counts,
         "seconds": seconds, "checkpoint": export_name(layout), "init": f"{layout}:{out / export_name(layout)}",
-        "final": {key: last.get(key) for key in ("loss", "nce", "mse", "accuracy")},
+        "objective": cfg.objective,
+        "final": {key: value for key, value in last.items() if key not in ("step", "epoch", "lr")},
         "normalisation": {"mean": data.mean, "std": data.std},
     }
     write_json(out / "summary.json", summary)

@@ -13,7 +13,7 @@ from audio_ticl.benchmark.config_load import apply_override, load_raw
 from audio_ticl.benchmark.config_schema import FeatureConfig, ModelConfig
 from audio_ticl.benchmark.errors import ConfigError
 
-__all__ = ["PRETRAIN_PRESETS", "PretrainSource", "PretrainConfig", "load_pretrain_config"]
+__all__ = ["PRETRAIN_PRESETS", "PretrainSource", "ReconstructionConfig", "PretrainConfig", "load_pretrain_config"]
 
 PRETRAIN_PRESETS = "audio_ticl.benchmark.presets.pretrain"
 SOURCES = from_registry("audio_ticl.benchmark.datasets:SOURCES")
@@ -31,8 +31,20 @@ class PretrainSource:
 
 
 @dataclasses.dataclass
+class ReconstructionConfig:
+    """The alterations of ``objective: frame_reconstruction`` (``models.frame_reconstruction``; TERA's defaults)."""
+
+    time_ratio: float = setting(0.15, doc="share of the frames in altered time blocks (80 % zeroed, 10 % swapped)")
+    time_block: int = setting(7, doc="frames in one time block")
+    freq_max: float = setting(0.2, doc="widest zeroed band, as a share of the coefficients")
+    noise_prob: float = setting(0.1, doc="probability of Gaussian noise on a clip")
+    noise_std: float = setting(0.2, doc="the noise's standard deviation (normalised features)")
+
+
+@dataclasses.dataclass
 class PretrainConfig:
-    """Self-supervised pretraining: SSAST's masked spectrogram patch modelling (``objective: mspm``)."""
+    """Self-supervised pretraining: SSAST's masked spectrogram patch modelling (``objective: mspm``) or the
+    MFCC-gram transformers' masked frame reconstruction (``objective: frame_reconstruction``)."""
 
     name: str = setting("pretrain", doc="the preset's or file's own name")
     description: str = setting("", doc="one paragraph")
@@ -43,9 +55,13 @@ class PretrainConfig:
     )
     features: FeatureConfig = setting(factory=FeatureConfig)
     model: ModelConfig = setting(factory=ModelConfig)
-    objective: Literal["mspm"] = setting(
-        "mspm", doc="`mspm`: SSAST's joint discriminative (InfoNCE) and generative (MSE) masked patch modelling"
+    objective: Literal["mspm", "frame_reconstruction"] = setting(
+        "mspm",
+        doc="`mspm`: SSAST's joint discriminative (InfoNCE) and generative (MSE) masked patch modelling; "
+        "`frame_reconstruction`: the MFCC-gram transformers' (Mockingjay / TERA) L1 reconstruction of time-masked, "
+        "frequency-masked and noised frames, for frame models",
     )
+    reconstruction: ReconstructionConfig = setting(factory=lambda: ReconstructionConfig())
     n_mask: int = setting(400, doc="patches (frames, for a frame model) masked per clip; SSAST: 400 of 512")
     epochs: int = setting(10, doc="passes over the clips")
     batch_size: int = setting(24, doc="clips a step")
