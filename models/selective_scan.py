@@ -64,10 +64,15 @@ def selective_scan_reference(
     return y.to(dtype)
 
 
+def _n_contiguous(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, L, N) as it is when N is contiguous (a view of x_proj's output), else a contiguous copy."""
+    return x if x.stride(-1) == 1 else x.contiguous()
+
+
 class _CPUScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, kernel):  # type: ignore[override]
-        b_t, c_t = (rearrange(x, "b n l -> b l n").contiguous() for x in (B, C))
+        b_t, c_t = (_n_contiguous(rearrange(x, "b n l -> b l n")) for x in (B, C))
         out = kernel.forward(u, delta, A, b_t, c_t, D, z, delta_bias, delta_softplus)
         ctx.save_for_backward(u, delta, A, b_t, c_t, D, z, delta_bias)
         ctx.delta_softplus, ctx.kernel = delta_softplus, kernel
@@ -78,7 +83,7 @@ class _CPUScan(torch.autograd.Function):
     def backward(ctx, dout):  # type: ignore[override]
         u, delta, A, b_t, c_t, D, z, delta_bias = ctx.saved_tensors
         du, ddelta, dA, dB, dC, dD, dz, dbias = ctx.kernel.backward(
-            dout.contiguous(), u, delta, A, b_t, c_t, D, z, delta_bias, ctx.delta_softplus
+            dout, u, delta, A, b_t, c_t, D, z, delta_bias, ctx.delta_softplus
         )
         dB, dC = (rearrange(x, "b l n -> b n l") for x in (dB, dC))
         return du, ddelta, dA, dB, dC, dD, dz if z is not None else None, dbias, None, None
@@ -104,8 +109,9 @@ def selective_scan_cpu(
     channels = u.shape[1]
     D = D if D is not None else u.new_zeros(channels)
     delta_bias = delta_bias if delta_bias is not None else u.new_zeros(channels)
-    f32 = [t.float().contiguous() for t in (u, delta, A, B, C, D)]
-    gate = z.float().contiguous() if z is not None else None
+    # u, delta and z go in with their strides: the kernel reads (B, E, L) views of a (B, L, E) layout directly
+    f32 = [u.float(), delta.float(), A.float().contiguous(), B.float(), C.float(), D.float().contiguous()]
+    gate = z.float() if z is not None else None
     y = _CPUScan.apply(*f32, gate, delta_bias.float().contiguous(), delta_softplus, kernel)
     return y.to(u.dtype)
 

@@ -15,8 +15,10 @@
 // Semantics are mamba-ssm's selective_scan_fn (Gu & Dao 2023, Alg. 2), with B and C shared by all channels:
 //   dt_t = softplus(delta_t + delta_bias) (or delta_t + delta_bias),   h_t = exp(dt_t A) * h_{t-1} + dt_t B_t u_t,
 //   y_t = <h_t, C_t> + D u_t,   out_t = y_t * silu(z_t) when z is given.
-// Shapes: u, delta, z (Bt, E, L); A (E, N); Bm, Cm (Bt, L, N) (the caller transposes mamba-ssm's (Bt, N, L));
-// D, delta_bias (E). N is at most 64 (Mamba uses 16).
+// Shapes: u, delta, z (Bt, E, L), any strides (the (B, L, E) views a Mamba layer has need no copy); A (E, N);
+// Bm, Cm (Bt, L, N) with N contiguous (the caller transposes mamba-ssm's (Bt, N, L), a view of x_proj's output);
+// D, delta_bias (E). N is at most 64 (Mamba uses 16). The output (and the backward's du, ddelta, dz) is (Bt, E, L)
+// laid out as (Bt, L, E), the layout out_proj reads.
 #include <torch/library.h>
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -53,39 +55,65 @@ inline vf softplus(vf x) {
   return vmax(x, vf{}) + vector_log<vf, vi>(one_p) + (p - (one_p - 1.f)) / one_p;
 }
 
+// A (Bt, E, L) tensor's data and strides.
+struct View {
+  const float* data;
+  int64_t b, e, l;
+};
+
+View view_of(const at::Tensor& x) { return {x.data_ptr<float>(), x.stride(0), x.stride(1), x.stride(2)}; }
+
 struct Shapes {
   int64_t Bt, E, L, N, blocks;
   bool has_z, use_softplus;
+  int64_t b_b, b_l, c_b, c_l;  // strides of Bm and of Cm over batch and time (N is contiguous)
 };
 
 Shapes check(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bm,
              const at::Tensor& Cm, const at::Tensor& D, const c10::optional<at::Tensor>& z,
              const at::Tensor& delta_bias, bool use_softplus) {
-  auto f32 = [](const at::Tensor& x) {
-    return x.device().is_cpu() && x.scalar_type() == at::kFloat && x.is_contiguous();
-  };
+  auto f32 = [](const at::Tensor& x) { return x.device().is_cpu() && x.scalar_type() == at::kFloat; };
   TORCH_CHECK(f32(u) && f32(delta) && f32(A) && f32(Bm) && f32(Cm) && f32(D) && f32(delta_bias),
-              "selective_scan_cpu: every input must be a contiguous float32 CPU tensor");
+              "selective_scan_cpu: every input must be a float32 CPU tensor");
+  TORCH_CHECK(A.is_contiguous() && D.is_contiguous() && delta_bias.is_contiguous(),
+              "selective_scan_cpu: A, D and delta_bias must be contiguous");
   TORCH_CHECK(u.dim() == 3 && delta.sizes() == u.sizes(), "selective_scan_cpu: u and delta must be (B, E, L)");
   const int64_t Bt = u.size(0), E = u.size(1), L = u.size(2), N = A.size(1);
   TORCH_CHECK(A.dim() == 2 && A.size(0) == E, "selective_scan_cpu: A must be (E, N)");
   TORCH_CHECK(N >= 1 && N <= N_MAX, "selective_scan_cpu: N must be between 1 and 64, got ", N);
   TORCH_CHECK(Bm.sizes() == at::IntArrayRef({Bt, L, N}) && Cm.sizes() == Bm.sizes(),
               "selective_scan_cpu: B and C must be (B, L, N)");
+  TORCH_CHECK((Bm.stride(2) == 1 || N == 1) && (Cm.stride(2) == 1 || N == 1),
+              "selective_scan_cpu: B and C must have N contiguous");
   TORCH_CHECK(D.numel() == E && delta_bias.numel() == E, "selective_scan_cpu: D and delta_bias must have E values");
   if (z.has_value()) TORCH_CHECK(f32(*z) && z->sizes() == u.sizes(), "selective_scan_cpu: z must be like u");
-  return {Bt, E, L, N, (E + W - 1) / W, z.has_value(), use_softplus};
+  return {Bt, E, L, N, (E + W - 1) / W, z.has_value(), use_softplus, Bm.stride(0), Bm.stride(1), Cm.stride(0),
+          Cm.stride(1)};
 }
 
-// One block of `lanes` <= W channels: rows (the block's channels, L floats each, `stride` apart) <-> (L, W).
-void to_lanes(const float* src, int64_t L, int lanes, float* dst) {
-  std::fill(dst, dst + L * W, 0.f);
-  for (int j = 0; j < lanes; ++j)
-    for (int64_t t = 0; t < L; ++t) dst[t * W + j] = src[j * L + t];
+// A new (Bt, E, L) tensor laid out as (Bt, L, E).
+at::Tensor empty_channels_last(const at::Tensor& like) {
+  return at::empty({like.size(0), like.size(2), like.size(1)}, like.options()).permute({0, 2, 1});
 }
-void from_lanes(const float* src, int64_t L, int lanes, float* dst) {
-  for (int j = 0; j < lanes; ++j)
-    for (int64_t t = 0; t < L; ++t) dst[j * L + t] = src[t * W + j];
+
+// One block of `lanes` <= W channels of a (Bt, E, L) view, from channel e0 of item b <-> an (L, W) buffer. With
+// channels contiguous ((B, L, E) layout) a step's W values are one run of memory; else one channel at a time.
+void to_lanes(View v, int64_t b, int64_t e0, int64_t L, int lanes, float* dst) {
+  std::fill(dst, dst + L * W, 0.f);
+  const float* src = v.data + b * v.b + e0 * v.e;
+  if (v.e == 1) {
+    for (int64_t t = 0; t < L; ++t)
+      for (int j = 0; j < lanes; ++j) dst[t * W + j] = src[t * v.l + j];
+  } else {
+    for (int j = 0; j < lanes; ++j)
+      for (int64_t t = 0; t < L; ++t) dst[t * W + j] = src[j * v.e + t * v.l];
+  }
+}
+// The inverse into a (Bt, E, L) tensor laid out as (Bt, L, E) (empty_channels_last).
+void from_lanes(const float* src, int64_t L, int lanes, float* base, int64_t b, int64_t e0, int64_t E) {
+  float* dst = base + b * L * E + e0;
+  for (int64_t t = 0; t < L; ++t)
+    for (int j = 0; j < lanes; ++j) dst[t * E + j] = src[t * W + j];
 }
 
 // A block's inputs in lanes: u, dt (softplus applied), raw (delta + bias, for softplus' derivative), z.
@@ -97,15 +125,14 @@ struct Block {
 
   Block(const Shapes& s, int64_t L) : u(L * W), dt(L * W), raw(L * W), z(s.has_z ? L * W : 0) {}
 
-  void load_block(const Shapes& s, int64_t index, const float* up, const float* dp, const float* zp,
-                  const float* ap, const float* Dp, const float* biasp) {
+  void load_block(const Shapes& s, int64_t index, View uv, View dv, const View* zv, const float* ap,
+                  const float* Dp, const float* biasp) {
     b = index / s.blocks;
     e0 = (index % s.blocks) * W;
     lanes = static_cast<int>(std::min<int64_t>(W, s.E - e0));
-    const int64_t off = (b * s.E + e0) * s.L;
-    to_lanes(up + off, s.L, lanes, u.data());
-    to_lanes(dp + off, s.L, lanes, raw.data());
-    if (s.has_z) to_lanes(zp + off, s.L, lanes, z.data());
+    to_lanes(uv, b, e0, s.L, lanes, u.data());
+    to_lanes(dv, b, e0, s.L, lanes, raw.data());
+    if (s.has_z) to_lanes(*zv, b, e0, s.L, lanes, z.data());
     vf bias{};
     d = vf{};
     for (int n = 0; n < s.N; ++n) a[n] = vf{};
@@ -128,8 +155,8 @@ void scan_steps(const Shapes& s, const Block& k, const float* Bm, const float* C
                 float* y, float* states, int64_t y_t0 = 0) {
   for (int64_t t = t0; t < t1; ++t) {
     const vf dt = load(&k.dt[t * W]), u = load(&k.u[t * W]), du = dt * u;
-    const float* b_t = Bm + t * s.N;
-    const float* c_t = Cm + t * s.N;
+    const float* b_t = Bm + t * s.b_l;
+    const float* c_t = Cm + t * s.c_l;
     vf acc = k.d * u;
     for (int n = 0; n < s.N; ++n) {
       h[n] = vexp(k.a[n] * dt) * h[n] + du * b_t[n];
@@ -147,25 +174,26 @@ at::Tensor scan_forward(const at::Tensor& u, const at::Tensor& delta, const at::
                         const at::Tensor& Cm, const at::Tensor& D, const c10::optional<at::Tensor>& z,
                         const at::Tensor& delta_bias, bool use_softplus) {
   const Shapes s = check(u, delta, A, Bm, Cm, D, z, delta_bias, use_softplus);
-  at::Tensor out = at::empty_like(u);
-  const float *up = u.data_ptr<float>(), *dp = delta.data_ptr<float>(), *ap = A.data_ptr<float>();
-  const float *bp = Bm.data_ptr<float>(), *cp = Cm.data_ptr<float>(), *Dp = D.data_ptr<float>();
-  const float *biasp = delta_bias.data_ptr<float>(), *zp = s.has_z ? z->data_ptr<float>() : nullptr;
+  at::Tensor out = empty_channels_last(u);
+  const View uv = view_of(u), dv = view_of(delta);
+  const View zv = s.has_z ? view_of(*z) : View{nullptr, 0, 0, 0};
+  const float *ap = A.data_ptr<float>(), *bp = Bm.data_ptr<float>(), *cp = Cm.data_ptr<float>();
+  const float *Dp = D.data_ptr<float>(), *biasp = delta_bias.data_ptr<float>();
   float* op = out.data_ptr<float>();
   at::parallel_for(0, s.Bt * s.blocks, 1, [&](int64_t begin, int64_t end) {
     Block k(s, s.L);
     std::vector<float> y(s.L * W);
     vf h[N_MAX];
     for (int64_t index = begin; index < end; ++index) {
-      k.load_block(s, index, up, dp, zp, ap, Dp, biasp);
+      k.load_block(s, index, uv, dv, &zv, ap, Dp, biasp);
       for (int n = 0; n < s.N; ++n) h[n] = vf{};
-      scan_steps(s, k, bp + k.b * s.L * s.N, cp + k.b * s.L * s.N, 0, s.L, h, y.data(), nullptr);
+      scan_steps(s, k, bp + k.b * s.b_b, cp + k.b * s.c_b, 0, s.L, h, y.data(), nullptr);
       if (s.has_z)
         for (int64_t t = 0; t < s.L; ++t) {
           const vf zt = load(&k.z[t * W]);
           store(&y[t * W], load(&y[t * W]) * zt * sigmoid(zt));
         }
-      from_lanes(y.data(), s.L, k.lanes, op + (k.b * s.E + k.e0) * s.L);
+      from_lanes(y.data(), s.L, k.lanes, op, k.b, k.e0, s.E);
     }
   });
   return out;
@@ -177,19 +205,20 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& dout, const at::Tensor& 
                                       const at::Tensor& D, const c10::optional<at::Tensor>& z,
                                       const at::Tensor& delta_bias, bool use_softplus) {
   const Shapes s = check(u, delta, A, Bm, Cm, D, z, delta_bias, use_softplus);
-  TORCH_CHECK(dout.sizes() == u.sizes() && dout.is_contiguous() && dout.scalar_type() == at::kFloat,
-              "selective_scan_cpu: dout must be a contiguous float32 tensor like u");
+  TORCH_CHECK(dout.sizes() == u.sizes() && dout.scalar_type() == at::kFloat,
+              "selective_scan_cpu: dout must be a float32 tensor like u");
   const int64_t threads = at::get_num_threads(), N = s.N, L = s.L;
-  at::Tensor du = at::empty_like(u), ddelta = at::empty_like(u), dz = s.has_z ? at::empty_like(u) : at::Tensor();
+  at::Tensor du = empty_channels_last(u), ddelta = empty_channels_last(u);
+  at::Tensor dz = s.has_z ? empty_channels_last(u) : at::Tensor();
   // B and C are shared by every channel: each thread sums its channels' terms lane by lane into (B, L, N, W), and
   // the lanes and threads are added once at the end; A, D and the bias are shared across the batch: per thread
   at::Tensor dB_part = at::zeros({threads, s.Bt, L, N, W}, u.options()), dC_part = at::zeros_like(dB_part);
   at::Tensor dA_part = at::zeros({threads, s.E, N}, u.options());
   at::Tensor dD_part = at::zeros({threads, s.E}, u.options()), dbias_part = at::zeros_like(dD_part);
-  const float *gp = dout.data_ptr<float>(), *up = u.data_ptr<float>(), *dp = delta.data_ptr<float>();
+  const View gv = view_of(dout), uv = view_of(u), dv = view_of(delta);
+  const View zv = s.has_z ? view_of(*z) : View{nullptr, 0, 0, 0};
   const float *ap = A.data_ptr<float>(), *bp = Bm.data_ptr<float>(), *cp = Cm.data_ptr<float>();
   const float *Dp = D.data_ptr<float>(), *biasp = delta_bias.data_ptr<float>();
-  const float* zp = s.has_z ? z->data_ptr<float>() : nullptr;
   float *dup = du.data_ptr<float>(), *ddp = ddelta.data_ptr<float>(), *dzp = s.has_z ? dz.data_ptr<float>() : nullptr;
   const int64_t segments = (L + SEGMENT - 1) / SEGMENT;
   at::parallel_for(0, s.Bt * s.blocks, 1, [&](int64_t begin, int64_t end) {
@@ -202,10 +231,9 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& dout, const at::Tensor& 
     std::vector<float> starts(segments * N * W), states(SEGMENT * N * W);
     vf h[N_MAX], dh[N_MAX], da[N_MAX];
     for (int64_t index = begin; index < end; ++index) {
-      k.load_block(s, index, up, dp, zp, ap, Dp, biasp);
-      const int64_t off = (k.b * s.E + k.e0) * L;
-      to_lanes(gp + off, L, k.lanes, g_buf.data());
-      const float *B_b = bp + k.b * L * N, *C_b = cp + k.b * L * N;
+      k.load_block(s, index, uv, dv, &zv, ap, Dp, biasp);
+      to_lanes(gv, k.b, k.e0, L, k.lanes, g_buf.data());
+      const float *B_b = bp + k.b * s.b_b, *C_b = cp + k.b * s.c_b;
       float* dB_b = dB_part.data_ptr<float>() + (tid * s.Bt + k.b) * L * N * W;
       float* dC_b = dC_part.data_ptr<float>() + (tid * s.Bt + k.b) * L * N * W;
       // pass 1: the state before every segment; the last segment's states and y (before the gate, for dz) kept
@@ -235,8 +263,8 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& dout, const at::Tensor& 
           const vf dt = load(&k.dt[t * W]), uu = load(&k.u[t * W]), du_t = dt * uu;
           dd += g * uu;
           vf du_acc = g * k.d, ddt{};
-          const float* b_t = B_b + t * N;
-          const float* c_t = C_b + t * N;
+          const float* b_t = B_b + t * s.b_l;
+          const float* c_t = C_b + t * s.c_l;
           const float* h_t = states.data() + (t - t0) * N * W;
           const float* h_prev = t > t0 ? h_t - N * W : &starts[seg * N * W];
           float* dB_t = dB_b + t * N * W;
@@ -259,9 +287,9 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& dout, const at::Tensor& 
           dbias_v += ddt;
         }
       }
-      from_lanes(du_buf.data(), L, k.lanes, dup + off);
-      from_lanes(ddt_buf.data(), L, k.lanes, ddp + off);
-      if (s.has_z) from_lanes(dz_buf.data(), L, k.lanes, dzp + off);
+      from_lanes(du_buf.data(), L, k.lanes, dup, k.b, k.e0, s.E);
+      from_lanes(ddt_buf.data(), L, k.lanes, ddp, k.b, k.e0, s.E);
+      if (s.has_z) from_lanes(dz_buf.data(), L, k.lanes, dzp, k.b, k.e0, s.E);
       for (int j = 0; j < k.lanes; ++j) {
         const int64_t e = k.e0 + j;
         for (int n = 0; n < N; ++n) dA[e * N + n] += da[n][j];

@@ -192,3 +192,18 @@ def test_the_kernels_own_softplus_and_gate_equal_the_reference():
     torch.testing.assert_close(got.double(), ref, atol=1e-5, rtol=1e-4)
     for a, b in zip(torch.autograd.grad(got, leaves, dout), torch.autograd.grad(ref, ref_leaves, dout.double())):
         torch.testing.assert_close(a.double(), b, atol=1e-4, rtol=1e-4)
+
+
+@needs_kernel
+def test_views_of_the_layers_layout_go_in_without_copies_and_give_the_same_numbers():
+    """A Mamba layer's u, delta and z are (B, E, L) views of (B, L, E) tensors and B, C views of x_proj's output:
+    the kernel reads them as they are, and its output is laid out as (B, L, E) for out_proj."""
+    inputs = _inputs(batch=2, channels=20, length=33)
+    u, delta, a, b, c, d, z, bias = inputs
+    as_view = [t.transpose(1, 2).contiguous().transpose(1, 2) for t in (u, delta, z)]  # (B, L, E) memory
+    x_dbl = torch.cat([b.transpose(1, 2), c.transpose(1, 2), torch.zeros(2, 33, 3)], dim=-1)  # (B, L, 2N + 3)
+    b_view, c_view = x_dbl[..., :16].transpose(1, 2), x_dbl[..., 16:32].transpose(1, 2)
+    assert not as_view[0].is_contiguous() and b_view.stride(1) == 1
+    got = selective_scan_cpu(as_view[0], as_view[1], a, b_view, c_view, d, as_view[2], bias, delta_softplus=True)
+    assert got.stride(1) == 1  # channels contiguous: rearrange to (B, L, E) is a view
+    torch.testing.assert_close(got, selective_scan_cpu(*inputs, delta_softplus=True), rtol=0, atol=0)
