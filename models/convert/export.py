@@ -1,5 +1,6 @@
 """A backbone (and its MSPM heads) written in SSAST's or SSAMBA's own checkpoint layout, so that what this suite
-pretrains loads through ``ssast:<file>`` / ``ssamba:<file>`` here and through those projects' own code.
+pretrains loads through ``ssast:<file>`` / ``ssamba:<file>`` here (and, for the sizes those projects build,
+through their own code).
 
 The layouts are the inverse of ``models.convert.ssast`` (timm DeiT names under ``module.v.``: ``blocks.{i}.attn.*``
 for this suite's ``blocks.{i}.mixer.*``) and ``models.convert.ssamba`` (Vision Mamba names: ``layers.{i}.*`` and
