@@ -203,6 +203,13 @@ def _scan_kernel_flop(u_shape, delta_shape, a_shape, *args, **kwargs) -> int:
     return batch * channels * length * (6 * a_shape[1] + 4)
 
 
+def _causal_conv_kernel_flop(x_shape, w_shape, *args, **kwargs) -> int:
+    """Mamba's depthwise causal conv on the CPU: a multiply-add per tap for each of the L outputs (nn.Conv1d's
+    formula counts the L + K - 1 outputs of its padding, of which the layer keeps L)."""
+    batch, length, channels = x_shape
+    return 2 * batch * length * channels * w_shape[1]
+
+
 def flop_counter() -> FlopCounterMode:
     """torch's FlopCounterMode with the formulas above: the one counting convention of every FLOP figure here.
 
@@ -217,6 +224,7 @@ def flop_counter() -> FlopCounterMode:
     scan = scan_kernel()
     if scan is not None:
         formulas[scan.ops.forward] = _scan_kernel_flop
+        formulas[scan.ops.conv_forward] = _causal_conv_kernel_flop
     return FlopCounterMode(display=False, custom_mapping=formulas)
 
 

@@ -50,7 +50,14 @@ def hooked(*modules: nn.Module) -> bool:
 
 def conv_silu(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     """``silu(causal depthwise conv(x))`` on (B, E, L): causal-conv1d's kernel on CUDA where it imports and the
-    conv is not hooked, else the module (its left-padded outputs)."""
+    conv is not hooked; on the CPU this package's kernel for (B, L, E) layouts (``models.causal_conv``); else the
+    module (its left-padded outputs)."""
+    if not x.is_cuda:
+        from audio_ticl.models.causal_conv import conv_silu_channels_last
+
+        done = conv_silu_channels_last(conv, x)
+        if done is not None:
+            return done
     fused = causal_conv1d() if x.is_cuda and not hooked(conv) else None
     if fused is not None:
         if x.stride(1) != 1 and x.stride(2) != 1:

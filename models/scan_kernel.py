@@ -32,6 +32,14 @@ class ScanKernel:
         """du, ddelta, dA, dB (batch, L, N), dC (batch, L, N), dD, dz (empty without z), ddelta_bias."""
         return self.ops.backward(dout, u, delta, A, B_t, C_t, D, z, delta_bias, delta_softplus)
 
+    def conv_forward(self, x, weight, bias, silu: bool) -> torch.Tensor:
+        """Depthwise causal conv (and SiLU) on (B, L, E) x, weight (E, K): (B, L, E)."""
+        return self.ops.conv_forward(x, weight, bias, silu)
+
+    def conv_backward(self, dout, x, weight, bias, silu: bool) -> list[torch.Tensor]:
+        """dx (B, L, E), dweight (E, K), dbias (E)."""
+        return self.ops.conv_backward(dout, x, weight, bias, silu)
+
 
 def _probe(kernel: ScanKernel) -> None:
     """Forward and every gradient against the sequential reference in float64, on odd lengths, batch 1 and 2,
@@ -58,6 +66,28 @@ def _probe(kernel: ScanKernel) -> None:
         for name, x, y in zip(names, (got, *got_grads), (ref, *ref_grads)):
             if not torch.allclose(x.double(), y, atol=1e-4, rtol=1e-4):
                 raise RuntimeError(f"scan {name} differs from the reference by {(x.double() - y).abs().max():.2e}")
+    _probe_conv(kernel, gen)
+
+
+def _probe_conv(kernel: ScanKernel, gen: torch.Generator) -> None:
+    """The causal conv against ``F.conv1d`` (left-padded outputs) in float64, forward and every gradient."""
+    from audio_ticl.models.causal_conv import causal_conv_cpu
+
+    x = torch.randn(2, 9, 19, generator=gen)  # (B, L, E): 19 channels, a ragged vector block
+    weight, bias = torch.randn(19, 1, 4, generator=gen), torch.randn(19, generator=gen)
+    dout = torch.randn(2, 9, 19, generator=gen)
+    with torch.enable_grad():
+        leaves = [t.clone().requires_grad_(True) for t in (x, weight, bias)]
+        got = causal_conv_cpu(*leaves, silu=True, kernel=kernel)
+        ref_leaves = [t.double().requires_grad_(True) for t in (x, weight, bias)]
+        pre = torch.nn.functional.conv1d(ref_leaves[0].transpose(1, 2), ref_leaves[1], ref_leaves[2], padding=3,
+                                         groups=19)[..., :9]
+        ref = torch.nn.functional.silu(pre).transpose(1, 2)
+        grads = torch.autograd.grad(got, leaves, dout)
+        ref_grads = torch.autograd.grad(ref, ref_leaves, dout.double())
+    for name, a, b in zip(("out", "dx", "dweight", "dbias"), (got, *grads), (ref, *ref_grads)):
+        if not torch.allclose(a.double(), b, atol=1e-4, rtol=1e-4):
+            raise RuntimeError(f"causal conv {name} differs from the reference by {(a.double() - b).abs().max():.2e}")
 
 
 @functools.cache

@@ -302,14 +302,141 @@ std::vector<at::Tensor> scan_backward(const at::Tensor& dout, const at::Tensor& 
           dbias_part.sum(0)};
 }
 
+// ---------------------------------------------------------------------------------------------------- causal conv
+// Mamba's depthwise causal conv1d with the SiLU fused, on (B, L, E) tokens (channels contiguous, the layout the
+// layer's in_proj gives), so that no (B, L, E) <-> (B, E, L) transpose is needed around it:
+//   pre[b, t, e] = bias[e] + sum_k w[e, k] x[b, t - K + 1 + k, e]   (zero before t = 0),   out = silu(pre) or pre.
+// Threads over (batch, block of W channels); the backward recomputes pre and sums dw, dbias per thread.
+
+namespace {
+
+struct ConvShapes {
+  int64_t Bt, L, E, K, xb, xl, blocks;
+};
+
+ConvShapes conv_check(const at::Tensor& x, const at::Tensor& w) {
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 3 && x.stride(2) == 1,
+              "causal_conv_cpu: x must be a float32 CPU (B, L, E) tensor with E contiguous");
+  TORCH_CHECK(w.scalar_type() == at::kFloat && w.dim() == 2 && w.size(0) == x.size(2) && w.is_contiguous(),
+              "causal_conv_cpu: weight must be a contiguous float32 (E, K) tensor");
+  return {x.size(0), x.size(1), x.size(2), w.size(1), x.stride(0), x.stride(1), (x.size(2) + W - 1) / W};
+}
+
+inline vf load_lanes(const float* p, int lanes) {
+  if (lanes == W) return load(p);
+  vf v{};
+  for (int j = 0; j < lanes; ++j) v[j] = p[j];
+  return v;
+}
+
+inline void store_lanes(float* p, vf v, int lanes) {
+  if (lanes == W) return store(p, v);
+  for (int j = 0; j < lanes; ++j) p[j] = v[j];
+}
+
+// pre-activation of step t for a block: w_k (K vectors, lanes of the block's channels), bias vector
+inline vf conv_pre(const float* xb, int64_t xl, int64_t t, int64_t K, const vf* wk, vf bias, int lanes) {
+  vf acc = bias;
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t src = t - K + 1 + k;
+    if (src >= 0) acc += wk[k] * load_lanes(xb + src * xl, lanes);
+  }
+  return acc;
+}
+
+constexpr int K_MAX = 8;
+
+}  // namespace
+
+at::Tensor conv_forward(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& bias, bool silu) {
+  const ConvShapes c = conv_check(x, w);
+  TORCH_CHECK(c.K <= K_MAX, "causal_conv_cpu: kernel width at most 8, got ", c.K);
+  at::Tensor out = at::empty({c.Bt, c.L, c.E}, x.options());
+  const float *xp = x.data_ptr<float>(), *wp = w.data_ptr<float>();
+  const float* bp = bias.has_value() ? bias->data_ptr<float>() : nullptr;
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, c.Bt * c.blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t index = begin; index < end; ++index) {
+      const int64_t b = index / c.blocks, e0 = (index % c.blocks) * W;
+      const int lanes = static_cast<int>(std::min<int64_t>(W, c.E - e0));
+      vf wk[K_MAX], bv{};
+      for (int64_t k = 0; k < c.K; ++k)
+        for (int j = 0; j < lanes; ++j) wk[k][j] = wp[(e0 + j) * c.K + k];
+      for (int j = 0; j < lanes && bp; ++j) bv[j] = bp[e0 + j];
+      const float* xb = xp + b * c.xb + e0;
+      float* ob = op + b * c.L * c.E + e0;
+      for (int64_t t = 0; t < c.L; ++t) {
+        const vf pre = conv_pre(xb, c.xl, t, c.K, wk, bv, lanes);
+        store_lanes(ob + t * c.E, silu ? pre * sigmoid(pre) : pre, lanes);
+      }
+    }
+  });
+  return out;
+}
+
+// Returns dx (B, L, E), dweight (E, K), dbias (E).
+std::vector<at::Tensor> conv_backward(const at::Tensor& dout, const at::Tensor& x, const at::Tensor& w,
+                                      const c10::optional<at::Tensor>& bias, bool silu) {
+  const ConvShapes c = conv_check(x, w);
+  TORCH_CHECK(dout.sizes() == at::IntArrayRef({c.Bt, c.L, c.E}) && dout.stride(2) == 1 &&
+              dout.scalar_type() == at::kFloat, "causal_conv_cpu: dout must be a float32 (B, L, E) tensor");
+  const int64_t threads = at::get_num_threads();
+  at::Tensor dx = at::zeros({c.Bt, c.L, c.E}, x.options());
+  at::Tensor dw_part = at::zeros({threads, c.E, c.K}, x.options()), db_part = at::zeros({threads, c.E}, x.options());
+  const float *xp = x.data_ptr<float>(), *wp = w.data_ptr<float>(), *gp = dout.data_ptr<float>();
+  const float* bp = bias.has_value() ? bias->data_ptr<float>() : nullptr;
+  float* dxp = dx.data_ptr<float>();
+  at::parallel_for(0, c.Bt * c.blocks, 1, [&](int64_t begin, int64_t end) {
+    const int64_t tid = at::get_thread_num();
+    float* dw = dw_part.data_ptr<float>() + tid * c.E * c.K;
+    float* db = db_part.data_ptr<float>() + tid * c.E;
+    for (int64_t index = begin; index < end; ++index) {
+      const int64_t b = index / c.blocks, e0 = (index % c.blocks) * W;
+      const int lanes = static_cast<int>(std::min<int64_t>(W, c.E - e0));
+      vf wk[K_MAX], dwk[K_MAX], bv{}, dbv{};
+      for (int64_t k = 0; k < c.K; ++k) {
+        dwk[k] = vf{};
+        for (int j = 0; j < lanes; ++j) wk[k][j] = wp[(e0 + j) * c.K + k];
+      }
+      for (int j = 0; j < lanes && bp; ++j) bv[j] = bp[e0 + j];
+      const float* xb = xp + b * c.xb + e0;
+      const float* gb = gp + b * dout.stride(0) + e0;
+      float* dxb = dxp + b * c.L * c.E + e0;
+      for (int64_t t = 0; t < c.L; ++t) {
+        vf g = load_lanes(gb + t * dout.stride(1), lanes);
+        if (silu) {
+          const vf pre = conv_pre(xb, c.xl, t, c.K, wk, bv, lanes), sg = sigmoid(pre);
+          g = g * sg * (1.f + pre * (1.f - sg));
+        }
+        dbv += g;
+        for (int64_t k = 0; k < c.K; ++k) {
+          const int64_t src = t - c.K + 1 + k;
+          if (src < 0) continue;
+          dwk[k] += g * load_lanes(xb + src * c.xl, lanes);
+          store_lanes(dxb + src * c.E, load_lanes(dxb + src * c.E, lanes) + g * wk[k], lanes);
+        }
+      }
+      for (int j = 0; j < lanes; ++j) {
+        for (int64_t k = 0; k < c.K; ++k) dw[(e0 + j) * c.K + k] += dwk[k][j];
+        db[e0 + j] += dbv[j];
+      }
+    }
+  });
+  return {dx, dw_part.sum(0), db_part.sum(0)};
+}
+
 TORCH_LIBRARY(audio_ticl_scan, m) {
   m.def("forward(Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor D, Tensor? z, Tensor delta_bias, "
         "bool delta_softplus) -> Tensor");
   m.def("backward(Tensor dout, Tensor u, Tensor delta, Tensor A, Tensor B, Tensor C, Tensor D, Tensor? z, "
         "Tensor delta_bias, bool delta_softplus) -> Tensor[]");
+  m.def("conv_forward(Tensor x, Tensor weight, Tensor? bias, bool silu) -> Tensor");
+  m.def("conv_backward(Tensor dout, Tensor x, Tensor weight, Tensor? bias, bool silu) -> Tensor[]");
 }
 
 TORCH_LIBRARY_IMPL(audio_ticl_scan, CPU, m) {
   m.impl("forward", &scan_forward);
   m.impl("backward", &scan_backward);
+  m.impl("conv_forward", &conv_forward);
+  m.impl("conv_backward", &conv_backward);
 }

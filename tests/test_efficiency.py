@@ -297,6 +297,14 @@ def test_the_flop_counter_counts_the_cpu_scan():
     assert flops == batch * channels * length * (6 * state + 4)
 
 
+def test_the_flop_counter_counts_the_cpu_causal_conv():
+    from audio_ticl.benchmark.metrics import forward_flops
+    from audio_ticl.models.causal_conv import causal_conv_cpu
+
+    x, weight = torch.randn(2, 7, 12), torch.randn(12, 1, 4)
+    assert forward_flops(lambda: causal_conv_cpu(x, weight, None)) == 2 * 2 * 7 * 12 * 4
+
+
 def test_the_op_scope_defaults_to_the_attention_mixers():
     plan = command.plan(command.parse(["--scope", "op", "--tokens", "144"]))
     assert [s.mixer for s in plan.specs] == list(MIXERS)

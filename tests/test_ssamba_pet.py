@@ -40,7 +40,10 @@ def test_a_method_starts_as_the_frozen_model_and_changes_it_through_every_module
     method = create_pet(name)
     params = method.inject(model, 0)
     assert params and all(p.requires_grad for p in params)
-    torch.testing.assert_close(model(x, task_id=0), frozen, rtol=0, atol=0)  # zero init: the identity
+    # zero init: the identity; bit for bit, except that BitFit's hook on the conv moves it from the CPU kernel to
+    # the module (the same sum in another order)
+    exact = name != "bitfit"
+    torch.testing.assert_close(model(x, task_id=0), frozen, rtol=0 if exact else 1e-5, atol=0 if exact else 1e-6)
     with torch.no_grad():
         for p in params:
             p.add_(torch.randn_like(p) * 0.05)
