@@ -89,8 +89,10 @@ def test_bad_pretraining_configs_fail_before_any_work(tmp_path, capsys):
         load_pretrain_config("smoke", overrides=["sources=[]"])
     with pytest.raises(ConfigError, match="'model.init' must be 'random'"):
         load_pretrain_config("smoke", overrides=["model.init=upstream"])
-    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+    with pytest.raises(ConfigError, match="unknown preset 'nope'; available presets: mfcc-smoke, smoke"):
         load_pretrain_config("nope")
+    with pytest.raises(ConfigError, match="needs --preset NAME or --config FILE; pretraining presets: mfcc-smoke"):
+        load_pretrain_config()
     out = tmp_path / "pre"
     pretrain(load_pretrain_config("smoke", overrides=["epochs=1"]), out, progress=False)
     with pytest.raises(CheckpointError, match="already holds a pretraining run"):

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from audio_ticl.benchmark.config_build import build
 from audio_ticl.benchmark.config_fields import from_registry, setting
-from audio_ticl.benchmark.config_load import apply_override, load_raw
+from audio_ticl.benchmark.config_load import apply_override, list_presets, load_raw
 from audio_ticl.benchmark.config_schema import FeatureConfig, ModelConfig
 from audio_ticl.benchmark.errors import ConfigError
 
@@ -97,7 +97,8 @@ def load_pretrain_config(preset: str | None = None, config_file: Path | None = N
     """A pretraining preset or YAML file (which may ``extends:`` a pretraining preset), with ``--set`` overrides and
     extra audio folders (``--audio-dir``)."""
     if preset is None and config_file is None:
-        raise ConfigError("ticl pretrain needs --preset NAME or --config FILE")
+        names = ", ".join(list_presets(PRETRAIN_PRESETS))
+        raise ConfigError(f"ticl pretrain needs --preset NAME or --config FILE; pretraining presets: {names}")
     raw = load_raw(preset, config_file, package=PRETRAIN_PRESETS)
     for assignment in overrides:
         apply_override(raw, assignment)
