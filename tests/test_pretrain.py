@@ -108,3 +108,18 @@ def test_masked_frame_reconstruction_pretrains_a_frame_model_on_mfcc(tmp_path):
     state = torch.load(out / "ssast.pth", weights_only=True)
     assert "module.cpredlayer.0.weight" not in state and int(state["module.p_input_fdim"]) == 20
     assert tuple(state["module.v.patch_embed.proj.weight"].shape) == (32, 1, 20, 1)  # one MFCC frame a token
+
+
+def test_an_ssamba_backbone_pretrains_and_is_written_in_ssambas_layout(tmp_path):
+    from audio_ticl.models import create_model, init_backbone
+
+    out = tmp_path / "amba"
+    cfg = load_pretrain_config("smoke", overrides=["epochs=1", "model.name=ssamba_custom", "model.num_heads=null"])
+    summary = pretrain(cfg, out, progress=False)
+    assert summary["checkpoint"] == "amba.pth" and summary["init"].startswith("ssamba:")
+    target = create_model("ssamba_custom", input_frames=64, embed_dim=32, depth=2, fstride=16, tstride=16,
+                          pooling="mean")
+    init_backbone(target, f"ssamba:{out / 'amba.pth'}")
+    state = torch.load(out / STATE_FILE, weights_only=True)["model"]
+    torch.testing.assert_close(target.state_dict()["blocks.1.mixer.in_proj.weight"],
+                               state["backbone.blocks.1.mixer.in_proj.weight"])
