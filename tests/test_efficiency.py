@@ -364,6 +364,10 @@ def test_combine_makes_one_table_from_parts_and_refuses_parts_that_do_not_agree(
     assert [(r["tokens"], r["mixer"]) for r in rows] == [("16", "gsa"), ("16", "fta"), ("24", "gsa"), ("24", "fta")]
     text = (out / "efficiency.md").read_text()
     assert "combined from" in text and "long/efficiency.csv" in text and (out / "time_vs_tokens.png").is_file()
+    md = tmp_path / "long" / "efficiency.md"
+    md.write_text(md.read_text() + "- note: 1 other runnable task(s) (load average 1.9)\n")
+    command.run_command(args)  # a part's busy warning travels into the combined notes, naming the part
+    assert "long/efficiency.csv: 1 other runnable task(s)" in (out / "efficiency.md").read_text()
     _run(tmp_path / "batch3", "--mixers", "gsa", "--frames", "64", "--batch", "3")
     with pytest.raises(OptionError, match=r"the files differ in batch \(.*long/efficiency.csv: 2; .*: 3\)"):
         combine([tmp_path / "long" / "efficiency.csv", tmp_path / "batch3" / "efficiency.csv"])

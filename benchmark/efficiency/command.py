@@ -123,6 +123,16 @@ def execute(p: Plan, out: Path) -> tuple[str, list[Path]]:
     return text, paths + plots.plot(df, out) + profiles
 
 
+def _part_notes(csv_path: Path) -> list[str]:
+    """The "other runnable tasks" warnings of a part's efficiency.md (beside its CSV), to carry into the combined
+    notes."""
+    md = csv_path.with_name("efficiency.md")
+    if not md.is_file():
+        return []
+    return [line.removeprefix("- note: ").strip() for line in md.read_text().splitlines()
+            if line.startswith("- note:")]
+
+
 def combine_runs(files: list[Path], out: Path) -> tuple[str, list[Path]]:
     """``--combine``: the files' rows as one table, notes and figures in ``out``; nothing is measured."""
     from audio_ticl.benchmark.efficiency.combine import combine
@@ -130,7 +140,9 @@ def combine_runs(files: list[Path], out: Path) -> tuple[str, list[Path]]:
     df = combine(files)
     sources = list(dict.fromkeys(df.pop("source")))
     paths = [report.write_table(df, out)]
-    text = report.markdown(df, device_name(torch.device(str(df["device"].iloc[0]))), None, None, sources=sources)
+    busy = "; ".join(f"{source}: {note}" for source in sources for note in _part_notes(Path(source)))
+    text = report.markdown(df, device_name(torch.device(str(df["device"].iloc[0]))), None, None, busy,
+                           sources=sources)
     paths.append(report.write_markdown(text, out))
     return text, paths + plots.plot(df, out)
 
