@@ -20,21 +20,36 @@ from .config_build import join
 from .config_fields import choice_docs_of, choices_of, doc_of
 from .config_schema import RunConfig
 
-__all__ = ["START", "END", "config_reference_markdown", "read_section", "replace_section", "main"]
+__all__ = ["START", "END", "PRETRAIN_START", "PRETRAIN_END", "config_reference_markdown",
+           "pretrain_reference_markdown", "read_section", "replace_section", "main"]
 
 START = "<!-- config-reference:start -->"
 END = "<!-- config-reference:end -->"
-_NOTE = (
-    "<!-- generated from benchmark/config_schema.py by `python -m audio_ticl.benchmark.config_docs --write "
-    "README.md`; edit the field docs there, not this table -->"
-)
+PRETRAIN_START = "<!-- pretrain-config-reference:start -->"
+PRETRAIN_END = "<!-- pretrain-config-reference:end -->"
+
+
+def _note(source: str) -> str:
+    return (f"<!-- generated from {source} by `python -m audio_ticl.benchmark.config_docs --write README.md`; edit "
+            "the field docs there, not this table -->")
+
+
+def _table(cls: type, source: str) -> str:
+    lines = [_note(source), "| key | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{key}` | {default} | {_cell(meaning)} |" for key, default, meaning in _rows(cls, "", ())]
+    return "\n".join(lines)
 
 
 def config_reference_markdown() -> str:
-    """The Markdown table of every config key (what goes between :data:`START` and :data:`END`)."""
-    lines = [_NOTE, "| key | default | meaning |", "|---|---|---|"]
-    lines += [f"| `{key}` | {default} | {_cell(meaning)} |" for key, default, meaning in _rows(RunConfig, "", ())]
-    return "\n".join(lines)
+    """The Markdown table of every ``ticl run`` config key (what goes between :data:`START` and :data:`END`)."""
+    return _table(RunConfig, "benchmark/config_schema.py")
+
+
+def pretrain_reference_markdown() -> str:
+    """The table of every ``ticl pretrain`` config key (between :data:`PRETRAIN_START` and :data:`PRETRAIN_END`)."""
+    from .pretrain.schema import PretrainConfig
+
+    return _table(PretrainConfig, "benchmark/pretrain/schema.py")
 
 
 def _rows(cls: type, prefix: str, seen: tuple[type, ...]) -> list[tuple[str, str, str]]:
@@ -115,19 +130,25 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def read_section(text: str) -> str:
+def read_section(text: str, start: str = START, end: str = END) -> str:
     """The text between the markers (without them), or a ValueError naming the missing marker."""
-    for marker in (START, END):
+    for marker in (start, end):
         if text.count(marker) != 1:
             raise ValueError(f"expected the marker {marker} exactly once, found it {text.count(marker)} times")
-    return text.split(START, 1)[1].split(END, 1)[0].strip("\n")
+    return text.split(start, 1)[1].split(end, 1)[0].strip("\n")
 
 
-def replace_section(text: str, generated: str) -> str:
+def replace_section(text: str, generated: str, start: str = START, end: str = END) -> str:
     """``text`` with the section between the markers replaced by ``generated``."""
-    read_section(text)  # checks the markers
-    head, rest = text.split(START, 1)
-    return f"{head}{START}\n{generated}\n{END}{rest.split(END, 1)[1]}"
+    read_section(text, start, end)  # checks the markers
+    head, rest = text.split(start, 1)
+    return f"{head}{start}\n{generated}\n{end}{rest.split(end, 1)[1]}"
+
+
+def _sections() -> list[tuple[str, str, str]]:
+    """(start, end, generated) of every generated section of the README."""
+    return [(START, END, config_reference_markdown()),
+            (PRETRAIN_START, PRETRAIN_END, pretrain_reference_markdown())]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,15 +157,21 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--write", metavar="FILE", type=Path, help="rewrite the section between the markers")
     group.add_argument("--check", metavar="FILE", type=Path, help="exit 1 when the section is not current")
     args = parser.parse_args(argv)
-    generated = config_reference_markdown()
     if args.write:
-        args.write.write_text(replace_section(args.write.read_text(), generated))
+        text = args.write.read_text()
+        for start, end, generated in _sections():
+            text = replace_section(text, generated, start, end)
+        args.write.write_text(text)
     elif args.check:
-        if read_section(args.check.read_text()) != generated:
-            print(f"{args.check}: the config reference is stale; run with --write {args.check}", file=sys.stderr)
+        text = args.check.read_text()
+        stale = [start for start, end, generated in _sections() if read_section(text, start, end) != generated]
+        if stale:
+            print(f"{args.check}: the config reference(s) {', '.join(stale)} are stale; run with --write "
+                  f"{args.check}", file=sys.stderr)
             return 1
     else:
-        print(generated)
+        for _, _, generated in _sections():
+            print(generated, end="\n\n")
     return 0
 
 

@@ -70,9 +70,26 @@ def test_replace_section_keeps_the_rest_of_the_file():
 
 
 def test_write_and_check(tmp_path, capsys):
+    from audio_ticl.benchmark.config_docs import PRETRAIN_END, PRETRAIN_START
+
     path = tmp_path / "README.md"
-    path.write_text(f"intro\n{START}\nstale\n{END}\n")
+    path.write_text(f"intro\n{START}\nstale\n{END}\nmiddle\n{PRETRAIN_START}\nstale\n{PRETRAIN_END}\n")
     assert config_docs.main(["--check", str(path)]) == 1
     assert config_docs.main(["--write", str(path)]) == 0
     assert config_docs.main(["--check", str(path)]) == 0
-    assert path.read_text().startswith(f"intro\n{START}\n<!-- generated from")
+    text = path.read_text()
+    assert text.startswith(f"intro\n{START}\n<!-- generated from benchmark/config_schema.py")
+    assert f"middle\n{PRETRAIN_START}\n<!-- generated from benchmark/pretrain/schema.py" in text
+    path.write_text(f"intro\n{START}\nstale\n{END}\n")  # a README without the second pair: an error naming it
+    with pytest.raises(ValueError, match="pretrain-config-reference:start"):
+        config_docs.main(["--write", str(path)])
+
+
+def test_the_pretraining_reference_lists_every_pretraining_key():
+    from audio_ticl.benchmark.config_docs import PRETRAIN_END, PRETRAIN_START, pretrain_reference_markdown
+    from audio_ticl.benchmark.pretrain.schema import PretrainConfig
+
+    table = pretrain_reference_markdown()
+    for key in _leaf_keys(PretrainConfig):
+        assert f"| `{key}` |" in table, key
+    assert read_section(README.read_text(), PRETRAIN_START, PRETRAIN_END) == table
