@@ -250,7 +250,8 @@ def _tasks_from_source(
     report.seconds += batch.seconds
     mean, std = defaults.mean, defaults.std
     if features.kind == "mfcc":  # the datasets' constants are fbank's; MFCC's: the first task's training clips
-        first = [i for i, clip in enumerate(clips) if clip.split == "train" and clip.label in set(plan[0][1])]
+        first_classes = set(plan[0][1])
+        first = [i for i, clip in enumerate(clips) if clip.split == "train" and clip.label in first_classes]
         mean, std = feature_stats(batch.features[first])
     tasks = []
     for offset, (name, classes) in enumerate(plan):

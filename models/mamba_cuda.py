@@ -9,6 +9,7 @@ module path, which calls every module and so every hook.
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 
 import torch
@@ -16,31 +17,33 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-__all__ = ["mamba_inner", "causal_conv1d", "hooked", "conv_silu"]
+__all__ = ["selective_scan_fn", "mamba_inner", "causal_conv1d", "hooked", "conv_silu"]
 
 
 @functools.cache
-def mamba_inner() -> Callable | None:
-    """mamba-ssm's ``mamba_inner_fn`` (one direction: causal conv, x_proj, dt_proj, scan, gate, out_proj), or None."""
+def _cuda_function(module: str, name: str) -> Callable | None:
+    """``module.name`` where CUDA is available and the module imports, else None."""
     if not torch.cuda.is_available():
         return None
     try:
-        from mamba_ssm.ops.selective_scan_interface import mamba_inner_fn
+        return getattr(importlib.import_module(module), name)
     except Exception:  # noqa: BLE001 - not installed, or built for another torch/CUDA: not available
         return None
-    return mamba_inner_fn
 
 
-@functools.cache
+def selective_scan_fn() -> Callable | None:
+    """mamba-ssm's ``selective_scan_fn``, or None."""
+    return _cuda_function("mamba_ssm.ops.selective_scan_interface", "selective_scan_fn")
+
+
+def mamba_inner() -> Callable | None:
+    """mamba-ssm's ``mamba_inner_fn`` (one direction: causal conv, x_proj, dt_proj, scan, gate, out_proj), or None."""
+    return _cuda_function("mamba_ssm.ops.selective_scan_interface", "mamba_inner_fn")
+
+
 def causal_conv1d() -> Callable | None:
     """causal-conv1d's ``causal_conv1d_fn`` (depthwise causal conv with the SiLU fused), or None."""
-    if not torch.cuda.is_available():
-        return None
-    try:
-        from causal_conv1d import causal_conv1d_fn
-    except Exception:  # noqa: BLE001
-        return None
-    return causal_conv1d_fn
+    return _cuda_function("causal_conv1d", "causal_conv1d_fn")
 
 
 def hooked(*modules: nn.Module) -> bool:

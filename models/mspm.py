@@ -143,21 +143,26 @@ class MSPM(nn.Module):
         index = (ids.to(x.device) + prefix)[..., None].expand(-1, -1, tokens.shape[-1])
         return tokens.gather(1, index)
 
-    def _targets(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        values = patch_values(x, self.patch_shape)
-        return values.gather(1, ids.to(x.device)[..., None].expand(-1, -1, values.shape[-1]))
+    def _targets(self, values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The masked patches' values: ``values`` (B, N, P) of ``patch_values`` at ``ids`` (B, M)."""
+        return values.gather(1, ids.to(values.device)[..., None].expand(-1, -1, values.shape[-1]))
 
-    def discriminative(self, x: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """InfoNCE loss and accuracy with masks ``ids`` (SSAST's ``pretrain_mpc``)."""
-        return info_nce(self.heads.cpredlayer(self.masked_outputs(x, ids)), self._targets(x, ids))
+    def discriminative(self, x: torch.Tensor, ids: torch.Tensor,
+                       values: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """InfoNCE loss and accuracy with masks ``ids`` (SSAST's ``pretrain_mpc``); ``values``: ``x``'s patch
+        values when the caller has them."""
+        values = patch_values(x, self.patch_shape) if values is None else values
+        return info_nce(self.heads.cpredlayer(self.masked_outputs(x, ids)), self._targets(values, ids))
 
-    def generative(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def generative(self, x: torch.Tensor, ids: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
         """Mean squared error of the reconstructed masked patches (SSAST's ``pretrain_mpg``)."""
-        return F.mse_loss(self.heads.gpredlayer(self.masked_outputs(x, ids)), self._targets(x, ids))
+        values = patch_values(x, self.patch_shape) if values is None else values
+        return F.mse_loss(self.heads.gpredlayer(self.masked_outputs(x, ids)), self._targets(values, ids))
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """SSAST's joint step: two passes with their own masks, ``loss = nce + 10 mse``."""
-        nce, accuracy = self.discriminative(x, self.mask_ids(x.shape[0], generator))
-        mse = self.generative(x, self.mask_ids(x.shape[0], generator))
+        values = patch_values(x, self.patch_shape)  # the targets of both passes
+        nce, accuracy = self.discriminative(x, self.mask_ids(x.shape[0], generator), values)
+        mse = self.generative(x, self.mask_ids(x.shape[0], generator), values)
         return {"loss": nce + GENERATIVE_WEIGHT * mse, "nce": nce.detach(), "mse": mse.detach(),
                 "accuracy": accuracy.detach()}

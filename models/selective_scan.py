@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch.autograd.function import once_differentiable
 
+from audio_ticl.models import mamba_cuda
 from audio_ticl.models.errors import ModelError
 from audio_ticl.models.scan_kernel import ScanKernel, scan_kernel, scan_kernel_error
 
@@ -118,19 +119,11 @@ def selective_scan_cpu(
 
 def cuda_scan_available() -> bool:
     """True where mamba-ssm's CUDA scan imports (the optional ``cuda`` extra on a machine with CUDA)."""
-    if not torch.cuda.is_available():
-        return False
-    try:
-        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # noqa: F401
-    except Exception:  # noqa: BLE001 - not installed, or built for another torch/CUDA: not available
-        return False
-    return True
+    return mamba_cuda.selective_scan_fn() is not None
 
 
 def _selective_scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> torch.Tensor:
-    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
-
-    return selective_scan_fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    return mamba_cuda.selective_scan_fn()(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
 
 def scan_backend_for(device: torch.device | str, backend: ScanBackend = "auto") -> str:

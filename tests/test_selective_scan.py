@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from scan_inputs import scan_inputs
 
 from audio_ticl.models import scan_kernel as sk
 from audio_ticl.models.errors import ModelError
@@ -20,15 +21,7 @@ needs_kernel = pytest.mark.skipif(KERNEL is None, reason=f"no CPU scan kernel he
 NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
 
-def _inputs(batch=2, channels=5, length=13, state=16, gate=True, seed=0, dtype=torch.float32):
-    gen = torch.Generator().manual_seed(seed)
-    u, z = (torch.randn(batch, channels, length, generator=gen) for _ in range(2))
-    delta = torch.randn(batch, channels, length, generator=gen) * 0.5
-    a = -torch.exp(torch.randn(channels, state, generator=gen) * 0.5)
-    b, c = (torch.randn(batch, state, length, generator=gen) for _ in range(2))
-    d, bias = torch.randn(channels, generator=gen), torch.randn(channels, generator=gen) * 0.3 - 2.0
-    out = [u, delta, a, b, c, d, z if gate else None, bias]
-    return [t.to(dtype) if t is not None else None for t in out]
+_inputs = scan_inputs
 
 
 def _with_grads(fn, inputs, dout, **kwargs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from scan_inputs import scan_inputs
 
 from audio_ticl.models import mamba_cuda
 from audio_ticl.models.mamba import BiMambaMixer
@@ -14,23 +15,12 @@ pytestmark = pytest.mark.skipif(not cuda_scan_available(), reason="needs CUDA an
 NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
 
-def _inputs(batch, channels, length, state=16, dtype=torch.float32, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    u, z = (torch.randn(batch, channels, length, generator=gen) for _ in range(2))
-    delta = torch.randn(batch, channels, length, generator=gen) * 0.5
-    a = -torch.exp(torch.randn(channels, state, generator=gen) * 0.5)
-    b, c = (torch.randn(batch, state, length, generator=gen) for _ in range(2))
-    d, bias = torch.randn(channels, generator=gen), torch.randn(channels, generator=gen) * 0.3 - 2.0
-    # mamba-ssm keeps A, D and the bias in float32 whatever the activations' dtype
-    return [u.to(dtype), delta.to(dtype), a, b.to(dtype), c.to(dtype), d, z.to(dtype), bias]
-
-
 @pytest.mark.parametrize("batch, length, dtype, tol", [
     (2, 13, torch.float32, 1e-4), (1, 1, torch.float32, 1e-4), (3, 257, torch.float32, 1e-4),
     (2, 33, torch.bfloat16, 3e-2),
 ])
 def test_cuda_scan_equals_the_reference_with_every_gradient(batch, length, dtype, tol):
-    inputs = [t.cuda() for t in _inputs(batch, 24, length, dtype=dtype)]
+    inputs = [t.cuda() for t in scan_inputs(batch, 24, length, dtype=dtype, float32_params=True)]
     leaves = [t.clone().requires_grad_(True) for t in inputs]
     ref_leaves = [t.double().requires_grad_(True) for t in inputs]
     out = selective_scan(*leaves, delta_softplus=True, backend="cuda")

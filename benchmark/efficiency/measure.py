@@ -98,8 +98,6 @@ def _skip_reason(case: Case, setup: Setup) -> str:
     itemsize = setup.torch_dtype.itemsize
     needed = max(score_map_bytes(m, case.sequence_length, setup.batch, itemsize, setup.train) for m in case.modules)
     if setup.torch_device.type == "cuda":
-        import torch.cuda
-
         free, _ = torch.cuda.mem_get_info(setup.torch_device)
         return why_it_does_not_fit(needed, free)
     return why_it_does_not_fit(needed, available_bytes())

@@ -126,9 +126,11 @@ def pretrain(cfg: PretrainConfig, out: Path, progress: bool = True, resume: bool
     bar = tqdm(total=total, initial=start, desc=f"pretraining ({cfg.objective})", disable=not progress, unit="step")
     began = time.perf_counter()
     objective.train()
+    order, order_epoch = None, -1
     for step in range(start, total):
         epoch, k = divmod(step, steps_per_epoch)
-        order = torch.randperm(len(data.features), generator=_generator(cfg.seed, epoch))
+        if epoch != order_epoch:  # one data order per epoch, from (seed, epoch): a resume draws the same
+            order, order_epoch = torch.randperm(len(data.features), generator=_generator(cfg.seed, epoch)), epoch
         batch = normalize(data.features[order[k * cfg.batch_size:(k + 1) * cfg.batch_size]], data.mean, data.std)
         parts = objective(batch, _generator(cfg.seed, 1_000_000 + step))
         optimizer.zero_grad(set_to_none=True)
