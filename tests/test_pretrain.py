@@ -12,6 +12,7 @@ import torch
 
 from audio_ticl.benchmark import cli
 from audio_ticl.benchmark.errors import CheckpointError, ConfigError
+from audio_ticl.benchmark.pretrain.data import split_windows
 from audio_ticl.benchmark.pretrain.loop import STATE_FILE, pretrain
 from audio_ticl.benchmark.pretrain.schema import load_pretrain_config
 
@@ -89,9 +90,14 @@ def test_bad_pretraining_configs_fail_before_any_work(tmp_path, capsys):
         load_pretrain_config("smoke", overrides=["sources=[]"])
     with pytest.raises(ConfigError, match="'model.init' must be 'random'"):
         load_pretrain_config("smoke", overrides=["model.init=upstream"])
-    with pytest.raises(ConfigError, match="unknown preset 'nope'; available presets: mfcc-smoke, smoke"):
+    with pytest.raises(ConfigError, match=r"'window_frames' must be in \[1, features.target_frames = 64\]"):
+        load_pretrain_config("smoke", overrides=["window_frames=65"])
+    with pytest.raises(ConfigError, match=r"'window_min_signal' must be in \[0, 1\]"):
+        load_pretrain_config("smoke", overrides=["window_min_signal=1.5"])
+    with pytest.raises(ConfigError, match="unknown preset 'nope'; available presets: mfcc-fsdd-esc10, mfcc-smoke, "
+                       "mspm-fsdd-esc10, smoke"):
         load_pretrain_config("nope")
-    with pytest.raises(ConfigError, match="needs --preset NAME or --config FILE; pretraining presets: mfcc-smoke"):
+    with pytest.raises(ConfigError, match="needs --preset NAME or --config FILE; pretraining presets: mfcc-fsdd"):
         load_pretrain_config()
     out = tmp_path / "pre"
     pretrain(load_pretrain_config("smoke", overrides=["epochs=1"]), out, progress=False)
@@ -123,3 +129,24 @@ def test_an_ssamba_backbone_pretrains_and_is_written_in_ssambas_layout(tmp_path)
     state = torch.load(out / STATE_FILE, weights_only=True)["model"]
     torch.testing.assert_close(target.state_dict()["blocks.1.mixer.in_proj.weight"],
                                state["backbone.blocks.1.mixer.in_proj.weight"])
+
+
+def test_clips_are_cut_into_windows_and_padding_windows_are_dropped():
+    """A 300-frame clip padded to 512 gives windows 0-1 (signal), 2 (44 of 128 frames of signal: kept at 0.25) and
+    not 3 (padding); a 20-frame clip gives its first window only, padding and all."""
+    long, short = torch.zeros(512, 3), torch.zeros(512, 3)
+    long[:300] = torch.randn(300, 3)
+    short[:20] = torch.randn(20, 3)
+    windows = split_windows(torch.stack([long, short]), 128, min_signal=0.25)
+    assert windows.shape == (4, 128, 3)
+    for i in range(3):
+        assert torch.equal(windows[i], long[128 * i: 128 * (i + 1)])
+    assert torch.equal(windows[3], short[:128])
+    assert split_windows(torch.stack([long, short]), 128, min_signal=0.5).shape[0] == 3  # 44 / 128 < 0.5
+    assert split_windows(long[None, :500], 128, min_signal=0.0).shape[0] == 3  # a last partial window is dropped
+
+
+def test_pretraining_on_windows_counts_clips_and_examples(tmp_path):
+    cfg = load_pretrain_config("smoke", overrides=["epochs=1", "window_frames=32", "window_min_signal=0"])
+    summary = pretrain(cfg, tmp_path / "pre", progress=False)
+    assert summary["examples"] == 2 * summary["clips"]  # 64 frames -> two windows of 32 each

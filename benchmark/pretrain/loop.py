@@ -109,8 +109,11 @@ def pretrain(cfg: PretrainConfig, out: Path, progress: bool = True, resume: bool
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     data = load_pretrain_data(cfg, progress)
+    sources = ", ".join(f"{name}: {count}" for name, count in data.counts.items())
+    log.info("pretraining on %d examples of %d frames from %d clips (%s)", len(data.features), data.features.shape[1],
+             data.clips, sources)
     if len(data.features) < cfg.batch_size:
-        raise CheckpointError(f"{len(data.features)} clips are fewer than one batch of {cfg.batch_size}")
+        raise CheckpointError(f"{len(data.features)} examples are fewer than one batch of {cfg.batch_size}")
     objective = _build(cfg, data)
     optimizer = torch.optim.Adam(objective.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.95, 0.999))
     steps_per_epoch = len(data.features) // cfg.batch_size
@@ -159,7 +162,8 @@ def pretrain(cfg: PretrainConfig, out: Path, progress: bool = True, resume: bool
     seconds += time.perf_counter() - began
     last = history[-1] if history else {}
     summary = {
-        "steps": total, "epochs": cfg.epochs, "clips": len(data.features), "sources": data.counts,
+        "steps": total, "epochs": cfg.epochs, "clips": data.clips, "examples": len(data.features),
+        "sources": data.counts,
         "seconds": seconds, "checkpoint": export_name(layout), "init": f"{layout}:{out / export_name(layout)}",
         "objective": cfg.objective,
         "final": {key: value for key, value in last.items() if key not in ("step", "epoch", "lr")},

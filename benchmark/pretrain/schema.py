@@ -55,6 +55,15 @@ class PretrainConfig:
     )
     features: FeatureConfig = setting(factory=FeatureConfig)
     model: ModelConfig = setting(factory=ModelConfig)
+    window_frames: int | None = setting(
+        None,
+        doc="cut each clip's `features.target_frames` frames into non-overlapping windows of this many frames, each "
+        "one pretraining example, so that long and short clips mix at the downstream length (null: whole clips)",
+    )
+    window_min_signal: float = setting(
+        0.25, doc="a window after a clip's first is kept when at least this share of its frames is signal, not the "
+        "front end's zero padding",
+    )
     objective: Literal["mspm", "frame_reconstruction"] = setting(
         "mspm",
         doc="`mspm`: SSAST's joint discriminative (InfoNCE) and generative (MSE) masked patch modelling; "
@@ -82,6 +91,11 @@ def _validate(cfg: PretrainConfig) -> None:
     for key in ("n_mask", "epochs", "batch_size"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"config key '{key}' must be >= 1, got {getattr(cfg, key)}")
+    if cfg.window_frames is not None and not 1 <= cfg.window_frames <= cfg.features.target_frames:
+        raise ConfigError(f"config key 'window_frames' must be in [1, features.target_frames = "
+                          f"{cfg.features.target_frames}] or null, got {cfg.window_frames}")
+    if not 0 <= cfg.window_min_signal <= 1:
+        raise ConfigError(f"config key 'window_min_signal' must be in [0, 1], got {cfg.window_min_signal}")
     if not 0 <= cfg.warmup < 1:
         raise ConfigError(f"config key 'warmup' must be in [0, 1), got {cfg.warmup}")
     if cfg.checkpoint_every < 0:
