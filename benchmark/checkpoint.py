@@ -148,9 +148,9 @@ class Checkpoint:
         net.load_state_dict(self.model)
         net.to(device)
 
-    def config_changes(self, config: dict) -> list[str]:
-        """Dotted keys whose value differs between the checkpoint's config and ``config``."""
-        return _differences(self.config, plain_config(config)) if self.config else []
+
+class UnreadableCheckpoint(CheckpointError):
+    """A checkpoint file that does not load at all (truncated, damaged), as opposed to one of another format."""
 
 
 class Checkpointer:
@@ -184,21 +184,23 @@ class Checkpointer:
                 f"rerun the method without --resume ({type(exc).__name__})"
             ) from None
         except (OSError, RuntimeError, EOFError) as exc:
-            raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
+            raise UnreadableCheckpoint(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from None
         return Checkpoint.from_dict(data, str(path))
 
     def load_latest(self) -> tuple[Path, Checkpoint] | None:
-        path = self.latest()
-        return None if path is None else (path, self.load(path))
+        """The newest checkpoint that loads. One that cannot be read (truncated or damaged on disk: saves are
+        atomic, so not by a kill) is named in a warning and the one before it is used; its task is trained again."""
+        done = sorted(self.dir.glob("task_*.pt")) if self.dir.is_dir() else []
+        for stale in self.dir.glob(".task_*.tmp") if self.dir.is_dir() else []:
+            stale.unlink(missing_ok=True)  # a save killed before its rename: never a checkpoint
+        for path in reversed(done):
+            try:
+                return path, self.load(path)
+            except UnreadableCheckpoint as exc:
+                log.warning("%s; resuming from the checkpoint before it", exc)
+        return None
 
 
 def plain_config(config: dict) -> dict:
     """``config`` as JSON values (lists, not tuples; strings for anything else), comparable across processes."""
     return json.loads(json.dumps(config, default=str, sort_keys=True))
-
-
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        keys = sorted(set(old) | set(new))
-        return [d for k in keys for d in _differences(old.get(k), new.get(k), f"{prefix}{k}.")]
-    return [] if old == new else [prefix.rstrip(".")]

@@ -77,7 +77,13 @@ def _add_run(sub) -> None:
         help="run only these methods of the preset or config (their names, in the config's order)",
     )
     p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run in --out after its last finished task")
+                   help="continue an interrupted run in --out after its last finished task (same config only)")
+    p.add_argument("--check", action="store_true",
+                   help="only build every method's model, weights, PET method and strategy once and report config "
+                   "errors (seconds; no data is read, nothing is written)")
+    p.add_argument("--add-methods", action="store_true",
+                   help="let methods that --out does not hold yet join its run (the rest of the config must be the "
+                   "same; with --resume its finished methods are kept)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars (also off when stderr is not a terminal): one log line per epoch")
 
@@ -201,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_run(args) -> int:
     from .config import load_config, select_methods
+    from .results import check_output_dir
     from .runner import run
 
     overrides = list(args.overrides)
@@ -213,15 +220,24 @@ def cmd_run(args) -> int:
         cfg = select_methods(cfg, args.methods)
     if args.data_root is not None and cfg.data.source == "synthetic" and cfg.scenario.kind == "class_split":
         raise TICLError(f"--data-root was given, but preset '{cfg.name}' uses the built-in synthetic data")
+    if args.check:
+        from .preflight import describe, preflight
+
+        print(describe(preflight(cfg)) + f"\nconfig '{cfg.name}': {len(cfg.methods)} methods build; no data was read")
+        return 0
     out = args.out
     if out is None:
         if args.resume:
             raise TICLError("--resume needs --out: the run folder to continue")
         seed_tag = f"seeds{'-'.join(map(str, args.seeds))}" if args.seeds else f"seed{cfg.seed}"
         out = RUNS_DIR / f"{cfg.name}-{seed_tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    elif args.resume and not Path(out).is_dir():
+        raise TICLError(f"--resume: run folder {out} does not exist; check --out, or drop --resume to start a run")
     elif not args.resume and any(any((Path(out) / m.name).rglob("summary.json")) for m in cfg.methods):
         raise TICLError(f"run folder {out} already holds finished results; choose another --out or pass --resume")
-    _, table = run(cfg, Path(out), progress=wants_progress(args), resume=args.resume, seeds=args.seeds)
+    check_output_dir(Path(out))
+    _, table = run(cfg, Path(out), progress=wants_progress(args), resume=args.resume, seeds=args.seeds,
+                   add_methods=args.add_methods)
     print(f"\n{table}\n\nrun folder: {out}")
     return 0
 
@@ -283,8 +299,10 @@ def cmd_datasets(args) -> int:
 
 def cmd_table(args) -> int:
     from .report.table import build_table
-    from .results import write_text
+    from .results import check_output_file, write_text
 
+    if args.out is not None:
+        check_output_file(args.out)
     text = build_table(args.run_dirs, args.format)
     if args.out is None:
         print(text, end="")
@@ -296,12 +314,14 @@ def cmd_table(args) -> int:
 
 def cmd_plot(args) -> int:
     from .report.plots import plot_runs
+    from .results import check_output_dir
 
     out = args.out
     if out is None:
         if len(args.run_dirs) > 1:
             raise TICLError("several run folders: say where the figures go with --out DIR")
         out = args.run_dirs[0] / "plots"
+    check_output_dir(Path(out))
     for path in plot_runs(args.run_dirs, out, args.kind):
         print(path)
     return 0
@@ -310,6 +330,7 @@ def cmd_plot(args) -> int:
 def cmd_pretrain(args) -> int:
     from .pretrain.loop import pretrain
     from .pretrain.schema import load_pretrain_config
+    from .results import check_output_dir
 
     overrides = list(args.overrides)
     if args.data_root is not None:
@@ -320,6 +341,9 @@ def cmd_pretrain(args) -> int:
         if args.resume:
             raise TICLError("--resume needs --out: the pretraining folder to continue")
         out = RUNS_DIR / f"pretrain-{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    elif args.resume and not Path(out).is_dir():
+        raise TICLError(f"--resume: pretraining folder {out} does not exist; check --out, or drop --resume")
+    check_output_dir(Path(out))
     summary = pretrain(cfg, Path(out), progress=wants_progress(args), resume=args.resume)
     print(json.dumps(summary, indent=2))
     print(f"\npretrained backbone: {summary['init']} (model.init for ticl run)")

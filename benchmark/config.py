@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .config_build import build
+from .config_build import build, build_field
 from .config_load import PRESET_PACKAGE, apply_override, deep_merge, list_presets, load_raw
 from .config_schema import (
     DataConfig,
@@ -102,7 +102,7 @@ def validate(cfg: RunConfig) -> None:
         _validate_frame_tokens(cfg, method.mixer, method.pet, i)
         if method.pet:
             _validate_pet(cfg.model.name, method.pet, f"methods.{i}.pet")
-        cfg.method_train(method)  # validates the per-method train overrides
+        _validate_method_train(cfg, method, i)
     if cfg.scenario.kind == "dataset_sequence" and not cfg.scenario.sequence:
         raise ConfigError("config key 'scenario.sequence' must list the datasets of a dataset_sequence scenario")
     for i, step in enumerate(cfg.scenario.sequence):
@@ -177,12 +177,15 @@ def _validate_pet(model: str, pet: str, key: str) -> None:
                           f"layers): {reason}. It takes: {', '.join(applicable)}")
 
 
+def _validate_method_train(cfg: RunConfig, method: MethodConfig, i: int) -> None:
+    """A method's ``train`` overrides, each checked like the ``train`` key it replaces (type, choices, range) and
+    named by the method's index, as every other ``methods.N`` error is."""
+    build(TrainConfig, dataclasses.asdict(cfg.train) | dict(method.train), f"methods.{i}.train")
+
+
 def _validate_tuning(cfg: RunConfig) -> None:
-    tuning = cfg.tuning
-    if tuning.budget < 1:
-        raise ConfigError(f"config key 'tuning.budget' must be >= 1, got {tuning.budget}")
-    if tuning.tasks < 1:
-        raise ConfigError(f"config key 'tuning.tasks' must be >= 1, got {tuning.tasks}")
+    """Search keys must address a method section, and each value of a ``train.*`` key must be one that key takes
+    (``tuning.budget`` / ``tuning.tasks`` ranges are declared on their fields)."""
     train_keys = [f.name for f in dataclasses.fields(TrainConfig)]
     for i, method in enumerate(cfg.methods):
         for key, values in method.search.items():
@@ -199,6 +202,9 @@ def _validate_tuning(cfg: RunConfig) -> None:
                 )
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"config key '{where}' must be a non-empty list of values, got {values!r}")
+            if section == "train":
+                for value in values:  # one message per key, naming the bad value, wherever it is in the list
+                    build_field(TrainConfig, name, value, where)
 
 
 def _validate_step(step: SequenceStep, where: str) -> None:
@@ -209,9 +215,8 @@ def _validate_step(step: SequenceStep, where: str) -> None:
         raise ConfigError(
             f"unknown config key '{where}.train.{unknown[0]}'; a step may override: {', '.join(STEP_TRAIN_KEYS)}"
         )
-    for key, value in step.train.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"config key '{where}.train.{key}' expects a positive integer, got {value!r}")
+    for key, value in step.train.items():  # checked like the train key it overrides (an integer >= 1)
+        build_field(TrainConfig, key, value, f"{where}.train.{key}")
 
 
 def to_dict(cfg: RunConfig) -> dict:

@@ -2,22 +2,25 @@
 
 Each annotation says what a value must be: a dataclass (a mapping of its fields, built recursively), ``list[T]``,
 ``dict[str, T]``, ``Optional[T]``, ``Literal[...]``, ``Any`` or a scalar; a field declared with
-:class:`~.config_fields.Choices` is also checked against its registry. Every error names the dotted key (list
-items by index, ``methods.1.strategy``, the form ``--set`` takes), the value and what was expected, and an
-unknown key names the closest valid one.
+:class:`~.config_fields.Choices` is also checked against its registry, and a numeric one against its declared
+:class:`~.config_fields.Bounds` (``bool`` is not a number here; ``None`` passes where the type allows it). Every
+error names the dotted key (list items by index, ``methods.1.strategy``, the form ``--set`` takes), the value and
+what was expected, and an unknown key names the closest valid one.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import math
 import types
 import typing
 from typing import Any, Literal, Union
 
-from .config_fields import choices_of
+from .config_fields import FINITE, Bounds, bounds_of, choices_of
 from .errors import ConfigError
 
-__all__ = ["build", "join"]
+__all__ = ["build", "build_field", "check_bounds", "join"]
 
 _NONE = type(None)
 
@@ -72,16 +75,49 @@ def _build_dataclass(cls: type, values: Any, where: str) -> Any:
             f"unknown config key '{join(where, bad)}'{hint}; allowed keys in '{where or 'top level'}': "
             + ", ".join(fields)
         )
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in values.items():
-        key = join(where, name)
-        kwargs[name] = built = build(hints[name], value, key)
-        choices = choices_of(fields[name])
-        if choices is not None and built is not None and not choices.accepts(built):
-            raise ConfigError(f"config key '{key}' must be {_closest(built, choices.allowed())}"
-                              f"{choices.expected()}, got {built!r}")
+    kwargs = {name: build_field(cls, name, value, join(where, name)) for name, value in values.items()}
     return cls(**kwargs)
+
+
+def build_field(cls: type, name: str, value: Any, key: str) -> Any:
+    """``value`` built as field ``name`` of dataclass ``cls`` would be: its type, choices and range checked.
+
+    Public so that a key held in a free mapping (a method's ``train`` overrides, a ``search`` value) is checked
+    exactly like the section it overrides, under the key it was written at.
+    """
+    field, hint = _fields(cls)[name]
+    built = build(hint, value, key)
+    choices = choices_of(field)
+    if choices is not None and built is not None and not choices.accepts(built):
+        raise ConfigError(f"config key '{key}' must be {_closest(built, choices.allowed())}"
+                          f"{choices.expected()}, got {built!r}")
+    bounds = bounds_of(field)
+    if bounds is not None:
+        check_bounds(built, bounds, key, nullable=_NONE in typing.get_args(hint))
+    return built
+
+
+@functools.cache
+def _fields(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
+    """Each field of ``cls`` with its resolved annotation (resolved once: the string annotations need an eval)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def check_bounds(value: Any, bounds: Bounds, key: str, nullable: bool = False) -> None:
+    """A number (each item of a list) within ``bounds``, or a ConfigError naming the key, the range and the value."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            check_bounds(item, bounds, f"{key}.{i}")
+        return
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return  # the type check has the last word on non-numbers (null where allowed)
+    if not bounds.accepts(value):
+        expected = bounds.describe()
+        if not math.isfinite(value) and expected != FINITE:
+            expected = f"{FINITE} {expected}"  # "> 0" alone would read as if inf were fine
+        null = " or null" if nullable else ""
+        raise ConfigError(f"config key '{key}' must be {expected}{null}, got {value!r}")
 
 
 def _one_of(value: Any, allowed: list[str]) -> str:

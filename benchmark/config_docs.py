@@ -1,9 +1,10 @@
 """The README's configuration reference, generated from the schema's field metadata, its one source of truth.
 
-Each key's row comes from its :func:`~.config_fields.setting` doc, its default and its allowed values (a
-``Literal`` or a registry, read now, so a newly registered strategy or PET method shows up at once); a section's
-row is its class docstring. ``tests/test_config_docs.py`` fails when the README's section is stale; regenerate it
-with ``python -m audio_ticl.benchmark.config_docs --write README.md`` (``--check`` only compares).
+Each key's row comes from its :func:`~.config_fields.setting` doc, its default, its allowed range (a numeric key's
+declared bounds, the ones the builder checks) and its allowed values (a ``Literal`` or a registry, read now, so a
+newly registered strategy or PET method shows up at once); a section's row is its class docstring.
+``tests/test_config_docs.py`` fails when the README's section is stale; regenerate it with ``python -m
+audio_ticl.benchmark.config_docs --write README.md`` (``--check`` only compares).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 from .config_build import join
-from .config_fields import choice_docs_of, choices_of, doc_of
+from .config_fields import FINITE, bounds_of, choice_docs_of, choices_of, doc_of
 from .config_schema import RunConfig
 
 __all__ = ["START", "END", "PRETRAIN_START", "PRETRAIN_END", "config_reference_markdown",
@@ -35,8 +36,9 @@ def _note(source: str) -> str:
 
 
 def _table(cls: type, source: str) -> str:
-    lines = [_note(source), "| key | default | meaning |", "|---|---|---|"]
-    lines += [f"| `{key}` | {default} | {_cell(meaning)} |" for key, default, meaning in _rows(cls, "", ())]
+    lines = [_note(source), "| key | default | range | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{key}` | {default} | {allowed} | {_cell(meaning)} |"
+              for key, default, allowed, meaning in _rows(cls, "", ())]
     return "\n".join(lines)
 
 
@@ -52,8 +54,8 @@ def pretrain_reference_markdown() -> str:
     return _table(PretrainConfig, "benchmark/pretrain/schema.py")
 
 
-def _rows(cls: type, prefix: str, seen: tuple[type, ...]) -> list[tuple[str, str, str]]:
-    """(key, default, meaning) of every field of ``cls``, sections first as a row, then their keys."""
+def _rows(cls: type, prefix: str, seen: tuple[type, ...]) -> list[tuple[str, str, str, str]]:
+    """(key, default, range, meaning) of every field of ``cls``, sections first as a row, then their keys."""
     hints = typing.get_type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
@@ -61,14 +63,26 @@ def _rows(cls: type, prefix: str, seen: tuple[type, ...]) -> list[tuple[str, str
         hint = _strip_optional(hints[f.name])
         item = typing.get_args(hint)[0] if typing.get_origin(hint) is list else None
         if dataclasses.is_dataclass(hint) and hint not in seen and not _is_optional(hints[f.name]):
-            rows.append((key, "", _class_doc(hint)))
+            rows.append((key, "", "", _class_doc(hint)))
             rows += _rows(hint, key, seen + (cls, hint))
         elif item is not None and dataclasses.is_dataclass(item):
-            rows.append((key, "`[]`", f"{_leaf_doc(f, key)}; the keys of each item are below"))
+            rows.append((key, "`[]`", "", f"{_leaf_doc(f, key)}; the keys of each item are below"))
             rows += _rows(item, f"{key}[]", seen + (cls, item))
         else:
-            rows.append((key, _default(f), _with_choices(f, hint, key)))
+            rows.append((key, _default(f), _range(f, hints[f.name]), _with_choices(f, hint, key)))
     return rows
+
+
+def _range(f: dataclasses.Field, hint: Any) -> str:
+    """A numeric key's declared range as the builder's messages word it (``each`` for a list's items, ``or null``
+    where null is allowed); empty for a key without one."""
+    bounds = bounds_of(f)
+    if bounds is None:
+        return ""
+    items = "each " if typing.get_origin(_strip_optional(hint)) is list else ""
+    null = " or null" if _is_optional(hint) else ""
+    text = bounds.describe()
+    return f"{items}{text if text == FINITE else f'`{text}`'}{null}"
 
 
 def _leaf_doc(f: dataclasses.Field, key: str) -> str:

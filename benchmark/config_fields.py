@@ -1,7 +1,9 @@
 """How a config key is declared: :func:`setting` puts its doc and its allowed values on the dataclass field.
 
 The field metadata is the single source of both the builder's checks (``config_build``) and the README's
-configuration reference (``config_docs``), so the two cannot drift apart. Allowed names that live in a registry
+configuration reference (``config_docs``), so the two cannot drift apart. A numeric key declares its allowed range
+(:class:`Bounds`) the same way, so a negative learning rate or a zero batch size is refused at load time with the
+key's name, not as a traceback in the middle of a run. Allowed names that live in a registry
 (strategies, PET methods, data sources ...) are read from it when checked, never listed here by hand: a newly
 registered name is accepted, and documented, at once.
 """
@@ -9,12 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Choices", "from_registry", "setting", "doc_of", "choices_of", "choice_docs_of"]
+__all__ = [
+    "FINITE", "Bounds", "Choices", "from_registry", "setting", "doc_of", "choices_of", "choice_docs_of", "bounds_of"
+]
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,49 @@ def from_registry(spec: str, pattern: str | None = None, pattern_doc: str = "") 
     return Choices(names=names, source=f"{module_name}.{attr}", pattern=pattern, pattern_doc=pattern_doc)
 
 
+#: how a range without limits reads (a numeric key whose only check is being finite)
+FINITE = "a finite number"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The allowed range of a numeric key (each item of a list of numbers): finite, and within the limits given.
+
+    No limit at all still declares the key numeric and checked (e.g. a normalisation mean: any finite number).
+    """
+
+    minimum: float | None = None
+    maximum: float | None = None
+    #: whether the value must differ from the limit (``> minimum`` rather than ``>= minimum``)
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+
+    def accepts(self, value: float) -> bool:
+        """Written as positive comparisons, so that NaN (which compares false) is refused by any range."""
+        if not math.isfinite(value):
+            return False
+        above = self.minimum is None or (value > self.minimum if self.exclusive_minimum else value >= self.minimum)
+        below = self.maximum is None or (value < self.maximum if self.exclusive_maximum else value <= self.maximum)
+        return above and below
+
+    def describe(self) -> str:
+        """The range in words, as messages and the README show it: ``> 0``, ``>= 1``, ``in [0, 1)``, ``finite``."""
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None:
+            left, right = "(" if self.exclusive_minimum else "[", ")" if self.exclusive_maximum else "]"
+            return f"in {left}{_number(low)}, {_number(high)}{right}"
+        if low is not None:
+            return f"{'>' if self.exclusive_minimum else '>='} {_number(low)}"
+        if high is not None:
+            return f"{'<' if self.exclusive_maximum else '<='} {_number(high)}"
+        return FINITE
+
+
+def _number(value: float) -> str:
+    """``1`` rather than ``1.0``, so a range reads the same for an integer and a float key."""
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
 _NO_DEFAULT: Any = dataclasses.MISSING
 
 
@@ -70,6 +118,11 @@ def setting(
     factory: Callable[[], Any] | None = None,
     choices: Choices | None = None,
     choice_docs: dict[str, str] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+    exclusive_maximum: bool = False,
+    any_number: bool = False,
 ) -> Any:
     """A config field: ``default`` (or ``factory`` for a mutable one) with its documentation.
 
@@ -77,8 +130,17 @@ def setting(
 
     ``choices`` restricts a string key to registry names or a pattern (``Literal`` annotations cover fixed
     choices); ``choice_docs`` explains some of the allowed values, for the README.
+
+    A numeric key declares its range: ``minimum`` / ``maximum`` (inclusive unless ``exclusive_*``), or
+    ``any_number`` for a key whose only check is being finite. ``None`` stays allowed where the annotation is
+    ``Optional`` (null means the default or off), so 0 is never needed, nor accepted, as a second way to say it.
     """
-    metadata = {"doc": doc, "choices": choices, "choice_docs": dict(choice_docs or {})}
+    if (exclusive_minimum and minimum is None) or (exclusive_maximum and maximum is None):
+        raise ValueError("setting(): an exclusive limit needs the limit itself (minimum= / maximum=)")
+    bounds = None
+    if any_number or minimum is not None or maximum is not None:
+        bounds = Bounds(minimum, maximum, exclusive_minimum, exclusive_maximum)
+    metadata = {"doc": doc, "choices": choices, "choice_docs": dict(choice_docs or {}), "bounds": bounds}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -94,3 +156,7 @@ def choices_of(f: dataclasses.Field) -> Choices | None:
 
 def choice_docs_of(f: dataclasses.Field) -> dict[str, str]:
     return f.metadata.get("choice_docs", {})
+
+
+def bounds_of(f: dataclasses.Field) -> Bounds | None:
+    return f.metadata.get("bounds")

@@ -80,10 +80,11 @@ def apply_override(raw: dict, assignment: str) -> None:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         value = text
-    parts = dotted.strip().split(".")
+    dotted = dotted.strip()
+    parts = dotted.split(".")
     node: Any = raw
     for i, part in enumerate(parts[:-1]):
-        node = _descend(node, part, ".".join(parts[: i + 1]))
+        node = _descend(node, part, ".".join(parts[: i + 1]), dotted)
     last = parts[-1]
     if isinstance(node, list):
         node[_list_index(node, last, dotted)] = value
@@ -91,12 +92,19 @@ def apply_override(raw: dict, assignment: str) -> None:
         node[last] = value
 
 
-def _descend(node: Any, part: str, where: str) -> Any:
+def _descend(node: dict | list, part: str, where: str, dotted: str) -> dict | list:
+    """The section ``part`` of ``node`` (created when absent); a value there is an error naming it, since setting a
+    key inside a number or a string has no meaning."""
     if isinstance(node, list):
-        return node[_list_index(node, part, where)]
-    if not isinstance(node, dict):
-        raise ConfigError(f"--set: '{where}' is not a section")
-    return node.setdefault(part, {})
+        child = node[_list_index(node, part, where)]
+    else:
+        if node.get(part) is None:  # absent, or an empty YAML section (`model:`), which the builder reads as {}
+            node[part] = {}
+        child = node[part]
+    if not isinstance(child, (dict, list)):
+        raise ConfigError(f"--set {dotted}: config key '{where}' holds the value {child!r}, not a section, so it has "
+                          f"no key '{dotted[len(where) + 1:]}'")
+    return child
 
 
 def _list_index(items: list, part: str, where: str) -> int:

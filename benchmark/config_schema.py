@@ -2,7 +2,9 @@
 
 This file is the single source of the README's configuration reference (``python -m
 audio_ticl.benchmark.config_docs --write README.md`` regenerates it). Fixed choices are ``Literal`` annotations;
-names that live in a registry are :class:`Choices` read from it when checked.
+names that live in a registry are :class:`Choices` read from it when checked. Every numeric key declares its
+range (``minimum`` / ``maximum``), checked when the config is loaded; null, where a key takes it, is the only way
+to ask for the default or "off", so 0 is never a second spelling of it.
 """
 from __future__ import annotations
 
@@ -43,6 +45,11 @@ class DataConfig:
         "all others); ave `classes`; synthetic `classes` / `clips_per_class` / `duration_s` / `seed`, e.g. "
         "`{clips_per_class: {train: 40}}`",
     )
+    short_clips: Literal["warn", "error"] = setting(
+        "warn",
+        doc="a clip shorter than half its dataset's nominal length (ESC-50 5 s, Speech Commands 1 s, AVE 10 s): "
+        "`warn` counts them in the log and the summary's `data.short_clips`; `error` refuses the run, naming them",
+    )
 
 
 @dataclasses.dataclass
@@ -79,8 +86,10 @@ class ScenarioConfig:
             "dataset_sequence": "one dataset per task, AI-CL",
         },
     )
-    n_tasks: int | None = setting(5, doc="class_split: number of tasks; null: as many as the classes allow")
-    classes_per_task: int = setting(2, doc="class_split: classes per task (K)")
+    n_tasks: int | None = setting(
+        5, doc="class_split: number of tasks; null: as many as the classes allow", minimum=1
+    )
+    classes_per_task: int = setting(2, doc="class_split: classes per task (K)", minimum=1)
     class_order: Literal["seeded", "canonical", "groups", "explicit"] = setting(
         "seeded",
         doc="class_split: the order in which classes are dealt into tasks",
@@ -96,6 +105,7 @@ class ScenarioConfig:
         doc="class_split with class_order seeded: the seed of the class order. One fixed order (0) by default, so "
         "that T0..T4 name the same tasks under every run seed and per-task columns average like with like; null: "
         "the run seed draws each seed's own order",
+        minimum=0,
     )
     groups: list[list[str]] | None = setting(
         None, doc="class_split with class_order explicit: a list of class-name lists, one per task"
@@ -114,22 +124,29 @@ class FeatureConfig:
         "25 ms / 10 ms windows, `n_mfcc` coefficients a frame (the model's input width), normalised by the first "
         "task's training clips unless mean / std are set",
     )
-    n_mfcc: int = setting(128, doc="MFCC coefficients a frame (`kind: mfcc`; the MFCC-gram paper keeps 128)")
+    n_mfcc: int = setting(
+        128, doc="MFCC coefficients a frame (`kind: mfcc`; the MFCC-gram paper keeps 128)", minimum=1
+    )
     target_frames: int | None = setting(
         None,
         doc="frames after zero-padding / cropping; null: the dataset's (ESC-50 512, Speech Commands 128, synthetic "
         "100), so in a dataset_sequence each dataset keeps its own length",
+        minimum=1,
     )
-    num_mel_bins: int = setting(128, doc="mel bins (fbank's values a frame; the mel bands MFCC takes its DCT of)")
+    num_mel_bins: int = setting(
+        128, doc="mel bins (fbank's values a frame; the mel bands MFCC takes its DCT of)", minimum=1
+    )
     mean: float | None = setting(
-        None, doc="normalisation mean, `(x - mean) / (2 std)`; null: the dataset's published constant"
+        None, doc="normalisation mean, `(x - mean) / (2 std)`; null: the dataset's published constant", any_number=True
     )
-    std: float | None = setting(None, doc="normalisation std; null: the dataset's published constant")
+    std: float | None = setting(
+        None, doc="normalisation std; null: the dataset's published constant", minimum=0, exclusive_minimum=True
+    )
     freqm: int | None = setting(
-        None, doc="SpecAugment frequency mask width (training only); null: the dataset's, 0: off"
+        None, doc="SpecAugment frequency mask width (training only); null: the dataset's, 0: off", minimum=0
     )
     timem: int | None = setting(
-        None, doc="SpecAugment time mask width (training only); null: the dataset's, 0: off"
+        None, doc="SpecAugment time mask width (training only); null: the dataset's, 0: off", minimum=0
     )
     cache_dir: str | None = setting(
         None, doc="feature and upstream-backbone cache; null: `$TICL_CACHE` or `~/.cache/audio-ticl`"
@@ -143,11 +160,12 @@ class UpstreamConfig:
     It stands in for AudioSet/ImageNet weights, which cannot be downloaded here, and is cached on disk.
     """
 
-    epochs: int = setting(6, doc="epochs of the upstream pretraining")
-    clips_per_class: int = setting(60, doc="synthetic clips per upstream class")
-    batch_size: int = setting(32, doc="batch size of the upstream pretraining")
-    lr: float = setting(1.0e-3, doc="learning rate of the upstream pretraining")
-    duration_s: float = setting(1.0, doc="clip length of the upstream data, in seconds")
+    epochs: int = setting(6, doc="epochs of the upstream pretraining", minimum=1)
+    clips_per_class: int = setting(60, doc="synthetic clips per upstream class", minimum=1)
+    batch_size: int = setting(32, doc="batch size of the upstream pretraining", minimum=1)
+    lr: float = setting(1.0e-3, doc="learning rate of the upstream pretraining", minimum=0, exclusive_minimum=True)
+    #: the synthetic source's MIN_DURATION_S (not imported: that would load the dataset code with the config)
+    duration_s: float = setting(1.0, doc="clip length of the upstream data, in seconds", minimum=0.5)
 
 
 @dataclasses.dataclass
@@ -157,16 +175,19 @@ class ModelConfig:
     name: str = setting(
         "ast_tiny", doc="a registered backbone size (`ast_custom`: set the dims below)", choices=MODELS
     )
-    embed_dim: int | None = setting(None, doc="token width; null: the size's")
-    depth: int | None = setting(None, doc="number of blocks; null: the size's")
-    num_heads: int | None = setting(None, doc="attention heads; null: the size's")
-    mlp_ratio: float | None = setting(None, doc="MLP hidden width over the token width; null: the size's")
-    fstride: int = setting(10, doc="patch stride along frequency (16x16 patches; 16: no overlap)")
-    tstride: int = setting(10, doc="patch stride along time (16x16 patches; 16: no overlap)")
+    embed_dim: int | None = setting(None, doc="token width; null: the size's", minimum=1)
+    depth: int | None = setting(None, doc="number of blocks; null: the size's", minimum=1)
+    num_heads: int | None = setting(None, doc="attention heads; null: the size's", minimum=1)
+    mlp_ratio: float | None = setting(
+        None, doc="MLP hidden width over the token width; null: the size's", minimum=0, exclusive_minimum=True
+    )
+    fstride: int = setting(10, doc="patch stride along frequency (16x16 patches; 16: no overlap)", minimum=1)
+    tstride: int = setting(10, doc="patch stride along time (16x16 patches; 16: no overlap)", minimum=1)
     patch_size: list[int] | None = setting(
         None,
         doc="patch extent [frequency, time] in mel bins and frames, e.g. `[128, 2]` with strides 128 and 2 for an "
         "SSAST frame model (`model.init: ssast:<file>`); null: AST's 16 x 16",
+        minimum=1,
     )
     pooling: Literal["cls", "cls_dist", "mean"] = setting(
         "cls",
@@ -202,25 +223,25 @@ class ModelConfig:
 class TrainConfig:
     """Optimisation of every task. A method may override any of these keys."""
 
-    epochs: int = setting(5, doc="epochs per task")
-    batch_size: int = setting(32, doc="training batch size")
-    eval_batch_size: int = setting(64, doc="evaluation batch size")
+    epochs: int = setting(5, doc="epochs per task", minimum=1)
+    batch_size: int = setting(32, doc="training batch size", minimum=1)
+    eval_batch_size: int = setting(64, doc="evaluation batch size", minimum=1)
     optimizer: Optimizer = setting("adam", doc="a fresh optimizer per task")
-    lr: float = setting(3.0e-4, doc="learning rate")
-    weight_decay: float = setting(0.0, doc="weight decay")
-    momentum: float = setting(0.9, doc="momentum (`sgd` only)")
+    lr: float = setting(3.0e-4, doc="learning rate", minimum=0, exclusive_minimum=True)
+    weight_decay: float = setting(0.0, doc="weight decay", minimum=0)
+    momentum: float = setting(0.9, doc="momentum (`sgd` only)", minimum=0, maximum=1)
     select_on_val: bool = setting(
         True,
         doc="keep the epoch with the best validation accuracy of the current task, ties to the lower validation "
         "loss, then the later epoch (never the test set)",
     )
     max_batches: int | None = setting(
-        None, doc="train each epoch on at most this many mini-batches (smoke runs); null: the whole task"
+        None, doc="train each epoch on at most this many mini-batches (smoke runs); null: the whole task", minimum=1
     )
     device: str = setting(
         "auto", doc="where to train", choices=DEVICES, choice_docs={"auto": "CUDA when available, else the CPU"}
     )
-    threads: int = setting(0, doc="torch threads on CPU (0: torch's default)")
+    threads: int | None = setting(None, doc="torch threads on CPU (null: torch's default)", minimum=1)
 
 
 @dataclasses.dataclass
@@ -250,12 +271,15 @@ class MethodConfig:
     strategy_options: dict[str, Any] = setting(
         factory=dict, doc="keyword arguments for the strategy's constructor (see Baselines and their defaults)"
     )
-    train: dict[str, Any] = setting(factory=dict, doc="per-method overrides of the `train` section")
+    train: dict[str, Any] = setting(
+        factory=dict, doc="per-method overrides of the `train` section, each checked like the key it overrides"
+    )
     search: dict[str, Any] = setting(
         factory=dict,
         doc="hyperparameter search space, used when `tuning.protocol` is not `none`: dotted keys of this method "
         "(`train.lr`, `strategy_options.ewc_lambda`, `pet_options.dim` ...) mapped to lists of values; the grid "
-        "is their product, cut to `tuning.budget` trials (see `benchmark.tuning`)",
+        "is their product, cut to `tuning.budget` trials (see `benchmark.tuning`); each value of a `train.*` key is "
+        "checked like that key",
     )
 
 
@@ -278,12 +302,14 @@ class TuningConfig:
             "full": "a trial trains the whole sequence",
         },
     )
-    tasks: int = setting(2, doc="first_tasks: how many of the first tasks a trial trains")
+    tasks: int = setting(2, doc="first_tasks: how many of the first tasks a trial trains", minimum=1)
     budget: int = setting(
-        6, doc="the most trials any method gets (the same for every method); a larger grid is cut to a seeded sample"
+        6,
+        doc="the most trials any method gets (the same for every method); a larger grid is cut to a seeded sample",
+        minimum=1,
     )
     seed: int | None = setting(
-        None, doc="seed of the search runs and of the grid sample; null: the run's (first) seed"
+        None, doc="seed of the search runs and of the grid sample; null: the run's (first) seed", minimum=0
     )
 
 
@@ -299,6 +325,7 @@ class RunConfig:
         0,
         doc="data order and initialisation (and the class order when `scenario.order_seed` is null); `--seed` "
         "sets it",
+        minimum=0,
     )
     data: DataConfig = setting(factory=DataConfig)
     scenario: ScenarioConfig = setting(factory=ScenarioConfig)

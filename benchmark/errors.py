@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from audio_ticl.models.errors import ModelError, TICLError
 
-__all__ = ["TICLError", "ModelError", "ConfigError", "DataError", "CheckpointError", "OptionError"]
+__all__ = ["TICLError", "ModelError", "ConfigError", "DataError", "CheckpointError", "OptionError", "OutputError"]
 
 
 class ConfigError(TICLError):
@@ -24,3 +24,7 @@ class CheckpointError(TICLError):
 
 class OptionError(TICLError):
     """A command-line option's value is invalid (the message names the option and what was expected)."""
+
+
+class OutputError(TICLError):
+    """A result cannot be written where it was asked to go (a file in the way, no permission, a full disk)."""

@@ -17,24 +17,72 @@ from typing import Any
 import torch
 import yaml
 
+from .errors import OutputError
+
 log = logging.getLogger("ticl")
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _cannot_write(path: Path, exc: OSError) -> OutputError:
+    reason = exc.strerror or type(exc).__name__
+    return OutputError(f"cannot write {path}: {reason}{f' ({exc.filename})' if exc.filename else ''}; nothing was "
+                       "written in its place (free space, fix the permissions, or choose another --out)")
+
+
 def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    """Write through a temporary file in the same folder, renamed over ``path`` only once it is whole. A failure
+    (a full disk, no permission, a file where a folder should be) is an :class:`OutputError` naming the path, and
+    leaves no temporary file and no new ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _cannot_write(path, exc) from None
     os.close(fd)
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _cannot_write(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def check_output_dir(path: Path, option: str = "--out") -> Path:
+    """Make sure results can go into the folder ``path`` before any work, creating nothing: it must not be a file,
+    lie under a file, or sit where nothing can be written (the folder, or its nearest existing parent, is probed
+    with a temporary file). The error names the option and the path."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{option} {path} is a file, not a folder; choose a folder for the results")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{option} {path} lies under {existing}, which is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".write-probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"{option} {path}: cannot write in {existing} ({exc.strerror or type(exc).__name__}); "
+                          "choose a folder you can write to") from None
+    return path
+
+
+def check_output_file(path: Path, option: str = "--out") -> Path:
+    """The same before writing one file ``path``: it must not be a folder, and its folder must be writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{option} {path} is a folder; give a file name (e.g. {path / 'table.md'})")
+    check_output_dir(path.parent if str(path.parent) else Path("."), option)
     return path
 
 

@@ -27,6 +27,7 @@ from .errors import ConfigError
 from .model_setup import build_model
 from .outputs import SUMMARY, build_summary, method_hyperparameters, write_method_outputs
 from .results import provenance, write_json, write_text, write_yaml
+from .run_folder import check_resumed_config, merged_run_config, read_config
 from .scenarios import TaskData, build_tasks, input_frames, make_benchmark, model_frames, task_frames
 from .summary import RunSummary, SeedsSummary, TaskRecord, load_run_summary
 
@@ -116,15 +117,19 @@ class _Loop:
     plugins: dict
 
 
+def resolved_method_config(cfg: RunConfig, method: MethodConfig) -> dict:
+    """What one method of one seed ran under (its folder's ``config.yaml``, kept in each checkpoint)."""
+    train = dataclasses.asdict(cfg.method_train(method))
+    return to_dict(cfg) | {"methods": [dataclasses.asdict(method)], "train": train}
+
+
 def _restore(checkpoints: Checkpointer, net, device, resolved: dict, name: str) -> tuple[Checkpoint | None, int]:
     """The latest checkpoint's model, progress and RNG states (its strategy state comes once the strategy exists)."""
     found = checkpoints.load_latest()
     if found is None:
         return None, 0
     path, saved = found
-    changed = saved.config_changes(resolved)
-    if changed:
-        log.warning("%s: resuming under a config that differs from the checkpoint's at %s", name, ", ".join(changed))
+    check_resumed_config(saved.config, resolved, f"{name}: checkpoint {path}")
     saved.restore_model(net, device)
     saved.rng.restore()
     log.info("%s: resuming after task %d from %s", name, len(saved.tasks) - 1, path)
@@ -139,6 +144,7 @@ def _make_strategy(cfg: RunConfig, method: MethodConfig, strategy_cls, net, bm, 
         BatchLimitPlugin,
         BestValidationPlugin,
         DataTimePlugin,
+        FiniteLossPlugin,
         ProgressPlugin,
         SampleCountPlugin,
     )
@@ -162,7 +168,7 @@ def _make_strategy(cfg: RunConfig, method: MethodConfig, strategy_cls, net, bm, 
         train_epochs=train_cfg.epochs,
         eval_mb_size=train_cfg.eval_batch_size,
         device=device,
-        plugins=[validation, plugins["data_time"], plugins["samples"],
+        plugins=[validation, plugins["data_time"], plugins["samples"], FiniteLossPlugin(method.name),
                  ProgressPlugin(method.name, validation, enabled=progress)]
         + ([BatchLimitPlugin(train_cfg.max_batches, cfg.seed)] if train_cfg.max_batches else []),
         evaluator=plugins["evaluator"],
@@ -254,10 +260,10 @@ def run_method(
     folder.mkdir(parents=True, exist_ok=True)
     train_cfg = cfg.method_train(method)
     device = resolve_device(train_cfg.device)
-    if train_cfg.threads > 0:
+    if train_cfg.threads:
         torch.set_num_threads(train_cfg.threads)
     strategy_cls = get_strategy(method.strategy)
-    resolved = to_dict(cfg) | {"methods": [dataclasses.asdict(method)], "train": dataclasses.asdict(train_cfg)}
+    resolved = resolved_method_config(cfg, method)
     write_yaml(folder / "config.yaml", resolved)
     source = provenance()
     if source.dirty:
@@ -325,19 +331,26 @@ def run(
     progress: bool = True,
     resume: bool = False,
     seeds: list[int] | None = None,
+    add_methods: bool = False,
 ) -> tuple[list[MethodResult], str]:
     """Run every method of ``cfg`` under each seed; write and return the comparison table.
 
     One seed: ``out_dir/<method>/``. Several: ``out_dir/<method>/seed<N>/`` per seed plus
     ``out_dir/<method>/summary.json``, a :class:`SeedsSummary` of every seed's summary. With a tuning protocol the
     search runs first (``out_dir/tuning/``, on validation data only) and its chosen values hold for every seed.
+    An ``out_dir`` that holds a run already must hold one of the same config (``benchmark.run_folder``); with
+    ``add_methods`` it may gain methods.
     """
 
+    from .preflight import preflight
+
+    preflight(cfg)  # every method built once: a config error before any feature, upstream model or training
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = list(seeds) if seeds else [cfg.seed]
     multi = len(seeds) > 1
-    write_yaml(out_dir / "config.yaml", to_dict(cfg) | ({"seeds": seeds} if multi else {}))
+    write_yaml(out_dir / "config.yaml",
+               merged_run_config(out_dir, to_dict(cfg) | ({"seeds": seeds} if multi else {}), add_methods))
     source = provenance()
     if source.dirty:
         write_text(out_dir / "source.diff", source.diff)
@@ -355,6 +368,8 @@ def run(
         for method in methods:
             folder = out_dir / method.name / (f"seed{seed}" if multi else "")
             if resume and (folder / SUMMARY).is_file():
+                check_resumed_config(read_config(folder / "config.yaml"), resolved_method_config(seed_cfg, method),
+                                     f"{method.name}: finished run {folder}")
                 log.info("%s seed %d: already complete, skipped", method.name, seed)
                 result = MethodResult(method, folder, load_run_summary(folder / SUMMARY))
             else:

@@ -18,7 +18,7 @@ from .audio.cache import FeatureCache, extract_features
 from .audio.features import SpecAugment, feature_stats, normalize
 from .config import FeatureConfig, RunConfig, SequenceStep
 from .datasets import SOURCES
-from .datasets.base import SPLITS, ClipSource
+from .datasets.base import SPLITS, Clip, ClipSource
 from .errors import ConfigError, DataError
 from .front_end import front_end
 
@@ -222,6 +222,38 @@ class BuildReport:
     cache_hits: int = 0
     cache_misses: int = 0
     seconds: float = 0.0
+    #: clips shorter than half their dataset's nominal length (``ClipSource.nominal_seconds``), and a few of them
+    short_clips: int = 0
+    short_examples: list[str] = field(default_factory=list)
+
+
+#: a clip with less signal than this share of its dataset's nominal length is short
+SHORT_SHARE = 0.5
+
+
+def _count_short_clips(source: ClipSource, clips: list[Clip], features: torch.Tensor, settings, report: BuildReport,
+                       policy: str) -> None:
+    """Count (or, with ``policy == "error"``, refuse) clips far shorter than the dataset's nominal length. A clip's
+    length is read from its features: the front end zero-pads a clip at the end, so its frames of signal are its
+    rows that are not all zero; a truncated or cut recording that decodes shows up here."""
+    if source.nominal_seconds is None or not clips:
+        return
+    frames_per_second = 1000.0 / settings.frame_shift_ms
+    expected = min(features.shape[1], source.nominal_seconds * frames_per_second)
+    signal = features.ne(0).any(dim=-1).sum(dim=-1)
+    short = [clips[i] for i in torch.nonzero(signal < SHORT_SHARE * expected).flatten().tolist()]
+    if not short:
+        return
+    names = [str(clip.path or clip.key) for clip in short]
+    what = (f"{len(short)} of {len(clips)} clips of source '{source.name}' are shorter than half its nominal "
+            f"{source.nominal_seconds:g} s")
+    if policy == "error":
+        raise DataError(f"{what} (data.short_clips: error): {', '.join(names[:10])}"
+                        + (f" and {len(names) - 10} more" if len(names) > 10 else ""))
+    log.warning("%s, e.g. %s; counted in the summary (data.short_clips), refused with data.short_clips: error",
+                what, ", ".join(names[:3]))
+    report.short_clips += len(short)
+    report.short_examples += names[: max(0, 10 - len(report.short_examples))]
 
 
 def _tasks_from_source(
@@ -234,6 +266,7 @@ def _tasks_from_source(
     report: BuildReport,
     progress: bool,
     splits: tuple[str, ...] = SPLITS,
+    short_clips: str = "warn",
 ) -> list[TaskData]:
     """Features for every task of ``plan`` (one pass over the source, one progress bar), split per task.
 
@@ -248,6 +281,7 @@ def _tasks_from_source(
     report.cache_hits += batch.hits
     report.cache_misses += batch.misses
     report.seconds += batch.seconds
+    _count_short_clips(source, clips, batch.features, settings, report, short_clips)
     mean, std = defaults.mean, defaults.std
     if features.kind == "mfcc":  # the datasets' constants are fbank's; MFCC's: the first task's training clips
         first_classes = set(plan[0][1])
@@ -294,7 +328,9 @@ def build_tasks(
         source = make_source(cfg.data.source, cfg.data.root, cfg.data.options, "data")
         frames = cfg.features.target_frames or source.feature_defaults.target_frames
         plan = plan_class_split(source, cfg.scenario, cfg.seed)
-        return _tasks_from_source(source, plan, 0, cfg.features, frames, cache, report, progress, splits), report
+        tasks = _tasks_from_source(source, plan, 0, cfg.features, frames, cache, report, progress, splits,
+                                   cfg.data.short_clips)
+        return tasks, report
     steps = []
     for i, step in enumerate(cfg.scenario.sequence):
         step, where = resolve_step(step, cfg.data.root, f"scenario.sequence.{i}")
@@ -305,7 +341,8 @@ def build_tasks(
     for task_id, (step, source) in enumerate(steps):
         frames = cfg.features.target_frames or source.feature_defaults.target_frames
         plan = [(step.name or source.name, source.classes())]
-        step_tasks = _tasks_from_source(source, plan, task_id, cfg.features, frames, cache, report, progress, splits)
+        step_tasks = _tasks_from_source(source, plan, task_id, cfg.features, frames, cache, report, progress, splits,
+                                        cfg.data.short_clips)
         for task in step_tasks:
             task.train = dict(step.train)
         tasks += step_tasks

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from .errors import TICLError
 
@@ -126,9 +128,24 @@ class RunSummary:
             values["tasks"] = [TaskInfo(**t) for t in data["tasks"]]
             values["per_task"] = [TaskRecord(**p) for p in data["per_task"]]
             values["environment"] = Environment(**data["environment"])
-            return cls(**values)
+            summary = cls(**values)
         except (KeyError, TypeError) as exc:
             raise TICLError(f"{where}: not a run summary of this suite ({exc})") from None
+        check_fields(summary, where)
+        summary.check_shapes(where)
+        return summary
+
+    def check_shapes(self, where: str) -> None:
+        """The accuracy matrix and the per-clip outcomes (if kept): a row per trained task, a column per task."""
+        n = len(self.tasks)
+        if not self.accuracy_matrix or len(self.accuracy_matrix) > n:
+            raise TICLError(f"{where}: key 'accuracy_matrix' has {len(self.accuracy_matrix)} rows for {n} tasks")
+        for i, row in enumerate(self.accuracy_matrix):
+            if len(row) != n:
+                raise TICLError(f"{where}: key 'accuracy_matrix' row {i} has {len(row)} values, expected {n}")
+        if self.correct and [len(row) for row in self.correct] != [len(row) for row in self.accuracy_matrix]:
+            raise TICLError(f"{where}: key 'correct' does not have the accuracy matrix's shape (it may be empty: "
+                            "no per-clip outcomes)")
 
 
 @dataclass
@@ -166,6 +183,55 @@ class SeedsSummary:
             return cls(**values)
         except TypeError as exc:
             raise TICLError(f"{where}: not a multi-seed summary of this suite ({exc})") from None
+
+
+def _matches(value: Any, hint: Any) -> str | None:
+    """Where ``value`` fails the type ``hint`` ('' for the value itself, '[i]' / '.key' inside it), or None."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return None
+    if origin in (Union, types.UnionType):
+        failures = [_matches(value, arg) for arg in args]
+        return None if any(f is None for f in failures) else ""
+    if hint is type(None):
+        return None if value is None else ""
+    if dataclasses.is_dataclass(hint):
+        return None if isinstance(value, hint) else ""
+    if origin is list:
+        if not isinstance(value, list):
+            return ""
+        for i, item in enumerate(value):
+            inner = _matches(item, args[0]) if args else None
+            if inner is not None:
+                return f"[{i}]{inner}"
+        return None
+    if origin is dict or hint is dict:
+        return None if isinstance(value, dict) else ""
+    if hint is float:
+        return None if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else ""
+    return None if isinstance(value, hint) else ""
+
+
+def check_fields(obj: Any, where: str) -> None:
+    """Every field of the dataclass ``obj`` (and of the dataclasses inside it) has its declared type; the error
+    names the file and the key, so a hand-edited or damaged summary fails here, not deep inside pandas."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            check_fields(value, f"{where}: {f.name}")
+            continue
+        if isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):
+            for i, item in enumerate(value):
+                check_fields(item, f"{where}: {f.name}[{i}]")
+            continue
+        failed = _matches(value, hints[f.name])
+        if failed is not None:
+            hint = hints[f.name]
+            raise TICLError(f"{where}: key '{f.name}{failed}' should be {getattr(hint, '__name__', hint)}, got "
+                            f"{value!r:.60}")
 
 
 def read_json_object(path: Path) -> dict:

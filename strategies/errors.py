@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from audio_ticl.models.errors import TICLError
 
-__all__ = ["TICLError", "StrategyError"]
+__all__ = ["TICLError", "StrategyError", "TrainingError"]
 
 
 class StrategyError(TICLError, ValueError):
     """A strategy name, option or model composition that the strategy cannot run."""
+
+
+class TrainingError(TICLError):
+    """Training cannot go on: the loss became non-finite (NaN or Inf), so every later weight would be too."""

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 from torch.utils.data import DataLoader, Dataset
 
-from .errors import StrategyError
+from .errors import StrategyError, TrainingError
 from .progress import ProgressPlugin  # noqa: F401  (re-exported: the runner's plugins live here)
 
 
@@ -149,6 +149,33 @@ class SampleCountPlugin(SupervisedPlugin):
 
     def after_training_iteration(self, strategy, *args, **kwargs) -> None:
         self.per_epoch[strategy.current_task][-1] += int(strategy.mb_y.shape[0])
+
+
+class FiniteLossPlugin(SupervisedPlugin):
+    """Stop at the first non-finite training loss, before its gradients reach the weights. One NaN sample or a
+    learning rate that diverges otherwise makes every weight NaN, and the run would still finish, at chance, with a
+    normal-looking table."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+        self._iteration = 0
+
+    def before_training_epoch(self, strategy, *args, **kwargs) -> None:
+        self._iteration = 0
+
+    def before_backward(self, strategy, *args, **kwargs) -> None:
+        self._iteration += 1
+        loss = strategy.loss.detach()
+        if bool(torch.isfinite(loss).all()):
+            return
+        epoch = strategy.clock.train_exp_epochs + 1
+        raise TrainingError(
+            f"{self.label}: the training loss became {float(loss.sum())} in task {strategy.current_task}, epoch "
+            f"{epoch}, iteration {self._iteration}; the run stops here, before the weights take it. Look for "
+            "non-finite input features (features.mean / features.std, the clips) or a learning rate that diverges "
+            "(train.lr)"
+        )
 
 
 class DataTimePlugin(SupervisedPlugin):

@@ -11,6 +11,7 @@ from test_baselines import _net, _strategy, _tasks
 
 from audio_ticl.benchmark.checkpoint import FORMAT_VERSION, Checkpoint, Checkpointer, RNGStates, RunProgress
 from audio_ticl.benchmark.errors import CheckpointError
+from audio_ticl.benchmark.run_folder import check_resumed_config
 from audio_ticl.benchmark.scenarios import make_benchmark
 from audio_ticl.strategies.state import RestoreContext, check_plain
 
@@ -56,7 +57,9 @@ def test_checkpointer_writes_the_schema_and_reads_it_back(tmp_path):
     fresh = _net()
     back.restore_model(fresh, torch.device("cpu"))
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in fresh.state_dict().items())
-    assert back.config_changes({"seed": 0}) == [] and back.config_changes({"seed": 1}) == ["seed"]
+    check_resumed_config(back.config, {"seed": 0}, "here")
+    with pytest.raises(CheckpointError, match=r"here was written under another config, which differs at seed \(0"):
+        check_resumed_config(back.config, {"seed": 1}, "here")
 
 
 def test_an_old_pickled_checkpoint_is_a_clear_error(tmp_path):

@@ -54,7 +54,9 @@ def test_a_strategy_refusing_its_options_is_a_clear_cli_error(tmp_path, capsys):
             "--set", "methods=[{name: replay, strategy: replay, strategy_options: {mem_size: 0}}]"]
     assert cli.main(args) == 2
     err = capsys.readouterr().err
-    assert "ticl: error: strategy 'replay': mem_size must be at least 1" in err and "Traceback" not in err
+    assert ("ticl: error: config key 'methods.0.strategy_options' (replay): strategy 'replay': mem_size must be at "
+            "least 1") in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # refused before any work
 
 
 # ----------------------------------------------------------------------------------------------- progress

@@ -127,7 +127,7 @@ def test_a_fallback_is_validated_like_a_step(tmp_path):
         ("scenario.class_order=random", "one of seeded, canonical, groups, explicit"),
         ("model.pooling=max", "one of cls, cls_dist, mean"),
         ("train.optimizer=rmsprop", "one of adam, adamw, sgd"),
-        ("methods.finetune.train.optimizer=rmsprop", "one of adam, adamw, sgd"),
+        ("methods.2.train.optimizer=rmsprop", "one of adam, adamw, sgd"),  # named by index, as every methods.N error
         ("tuning.protocol=test_set", "one of none, first_tasks, full"),
     ],
 )

@@ -4,14 +4,23 @@ Decoding + resampling + fbank costs tens of milliseconds per clip; every run and
 features, so each clip's un-normalised fbank is stored once as ``root/<2 hex>/<sha1>.pt``. The key covers the
 clip identity (file: resolved path, size and mtime_ns, so an edited file recomputes; generated clip: its key)
 and :meth:`FbankSettings.cache_token`, so changing any feature setting recomputes too.
+
+An entry is ``{"format": CACHE_FORMAT, "features": tensor, "crc32": crc of the tensor's bytes}``: ``torch.load``
+does not notice flipped bytes inside a tensor, so the checksum is what turns a damaged-but-loadable entry into a
+miss. Entries without it (the bare tensors of earlier versions), of another shape, or holding NaN/Inf are misses
+too, and are rebuilt in place. Freshly computed features that are not finite are a DataError naming the clip.
 """
 from __future__ import annotations
 
 import hashlib
 import multiprocessing
 import os
+import signal
+import sys
 import tempfile
+import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -29,6 +38,11 @@ from audio_ticl.benchmark.datasets.base import Clip
 from audio_ticl.benchmark.errors import DataError
 
 __all__ = ["FeatureCache", "FeatureBatch", "compute_clip_features", "extract_features", "clip_identity"]
+
+#: the layout of a cache entry; entries of another (or no) format are misses. 2: a dict with a crc32 of the features
+CACHE_FORMAT = 2
+#: how often a pool worker checks that its parent is alive where the kernel cannot be asked to kill it (not Linux)
+PARENT_POLL_S = 1.0
 
 #: below this many file misses, extraction stays in-process (a pool's start-up would cost more than it saves)
 POOL_MIN_MISSES = 64
@@ -65,7 +79,27 @@ def single_threaded() -> Iterator[None]:
 
 def compute_clip_features(clip: Clip, settings: FbankSettings) -> torch.Tensor:
     """Decode (or render) one clip and return its un-normalised fbank ``(target_frames, num_mel_bins)``."""
-    return features_of(waveform_from_clip(clip, settings.sample_rate), settings)
+    origin = str(clip.path) if clip.path is not None else f"clip {clip.key!r}"
+    return checked_features(features_of(waveform_from_clip(clip, settings.sample_rate), settings), origin, settings)
+
+
+def checked_features(features: torch.Tensor, origin: str, settings: FbankSettings) -> torch.Tensor:
+    """``features``, if every value is finite; else a DataError naming ``origin``, so that one clip's NaN cannot
+    reach (and silently ruin) training. Finite audio can still overflow the power spectrum, e.g. float samples
+    near float32's limit."""
+    finite = torch.isfinite(features)
+    if not bool(finite.all()):
+        bad = int(finite.numel() - finite.sum())
+        raise DataError(
+            f"{origin}: {bad} of its {finite.numel()} {settings.kind} feature values are not finite (NaN or Inf); "
+            "expected finite features (is the audio's scale sane?)"
+        )
+    return features
+
+
+def _checksum(features: torch.Tensor) -> int:
+    """CRC-32 of a contiguous float32 CPU tensor's bytes: cheap (far below the cost of loading the file)."""
+    return zlib.crc32(features.numpy())
 
 
 class FeatureCache:
@@ -97,14 +131,22 @@ class FeatureCache:
 
     @staticmethod
     def _read(path: Path, settings: FbankSettings) -> torch.Tensor | None:
+        """The entry's features if it is whole: current format, expected shape, matching checksum, all finite."""
         if not path.is_file():
             return None
         try:
-            features = torch.load(path, map_location="cpu", weights_only=True)
+            entry = torch.load(path, map_location="cpu", weights_only=True)
         except Exception:  # damaged or foreign file: treat as a miss and overwrite it
             return None
+        if not isinstance(entry, dict) or entry.get("format") != CACHE_FORMAT:
+            return None  # an earlier version's bare tensor (never checksummed), or not an entry at all
+        features, crc = entry.get("features"), entry.get("crc32")
         expected = (settings.target_frames, settings.feature_bins)
         if not isinstance(features, torch.Tensor) or tuple(features.shape) != expected:
+            return None
+        if features.dtype != torch.float32 or not features.is_contiguous() or _checksum(features) != crc:
+            return None
+        if not bool(torch.isfinite(features).all()):
             return None
         return features
 
@@ -117,7 +159,8 @@ class FeatureCache:
         try:
             with os.fdopen(fd, "wb") as handle:
                 # clone: a cropped tensor is a view, and torch.save would otherwise store the whole storage
-                torch.save(features.detach().to("cpu", torch.float32).contiguous().clone(), handle)
+                stored = features.detach().to("cpu", torch.float32).contiguous().clone()
+                torch.save({"format": CACHE_FORMAT, "features": stored, "crc32": _checksum(stored)}, handle)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -134,14 +177,56 @@ class FeatureBatch:
     seconds: float
 
 
-def _worker_init() -> None:
-    # each worker is one process on one core (see single_threaded)
+def _worker_init(parent_pid: int | None) -> None:
+    """Pool worker set-up: one thread (see single_threaded), and die with the parent.
+
+    A worker blocked on the task queue never notices its parent's death (it holds the queue's pipe itself), so a
+    SIGKILLed run would leave its workers behind for good. On Linux the kernel kills the worker when its parent
+    dies (PR_SET_PDEATHSIG); elsewhere a daemon thread polls the parent pid. The check right after prctl covers
+    a parent that died before it. ``parent_pid`` is the pid that forked the worker (None for other start methods,
+    whose workers have a helper process as parent: the parent is then whichever process started this one).
+    """
     torch.set_num_threads(1)
+    parent = os.getppid() if parent_pid is None else parent_pid
+    if not _kill_me_with_parent():
+        threading.Thread(target=_watch_parent, args=(parent,), name="ticl-parent-watch", daemon=True).start()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _kill_me_with_parent() -> bool:
+    """Ask the Linux kernel to SIGKILL this process when its parent exits; False where that is not available.
+
+    The "parent" is the thread that forked the worker: ``_compute_in_pool`` creates and shuts down its pool in
+    one call, so that thread outlives the workers.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        return libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit the worker once its parent is gone (it is re-parented, so ``getppid`` changes)."""
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
 
 
 def _file_features_worker(path: str, settings: FbankSettings) -> np.ndarray:
-    """Pool worker (top-level so it pickles): returns numpy, avoiding torch's fd-based tensor sharing."""
-    return features_of(load_audio(Path(path), settings.sample_rate), settings).numpy()
+    """Pool worker (top-level so it pickles): returns numpy, avoiding torch's fd-based tensor sharing.
+
+    A DataError raised here (undecodable, truncated or non-finite audio) pickles by its message and is re-raised
+    in the parent as the same DataError, naming the file.
+    """
+    features = features_of(load_audio(Path(path), settings.sample_rate), settings)
+    return checked_features(features, path, settings).numpy()
 
 
 def extract_features(
@@ -198,7 +283,8 @@ def _compute_in_pool(clips: Sequence[Clip], indices: list[int], settings: FbankS
     # fork (where available) needs no ``if __name__ == "__main__"`` guard in the caller's script
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     context = multiprocessing.get_context(method)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
+                               initargs=(os.getpid() if method == "fork" else None,))
     try:
         chunksize = max(1, min(32, len(indices) // (workers * 8)))
         paths = [str(clips[i].path) for i in indices]

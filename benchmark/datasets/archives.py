@@ -211,5 +211,7 @@ def install_staged(archive: Path, root: Path, how: StagedInstall, progress: bool
 
 
 def count_wavs(folder: Path, exclude: str | None = None) -> int:
-    """Wav files under ``folder`` (recursively), leaving out any path with a part named ``exclude``."""
-    return sum(1 for p in folder.rglob("*.wav") if exclude is None or exclude not in p.parts)
+    """Wav files (``.wav`` in any case) under ``folder`` (recursively), leaving out any path with a part named
+    ``exclude``."""
+    wavs = (p for p in folder.rglob("*") if p.suffix.lower() == ".wav")
+    return sum(1 for p in wavs if exclude is None or exclude not in p.parts)

@@ -25,7 +25,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from audio_ticl.benchmark.datasets.base import Clip, ClipSource, FeatureDefaults, select_classes
+from audio_ticl.benchmark.datasets.base import (
+    METADATA_ENCODING,
+    Clip,
+    ClipSource,
+    FeatureDefaults,
+    listed_file,
+    reject_listed_twice,
+    select_classes,
+)
 from audio_ticl.benchmark.datasets.esc50 import ESC50_DEFAULTS
 from audio_ticl.benchmark.errors import DataError
 
@@ -58,6 +66,7 @@ class AVESource(ClipSource):
     """AVE clips in the official train / val / test lists; ``classes`` optionally keeps some categories."""
 
     name = "ave"
+    nominal_seconds = 10.0  # 10-second videos (Tian et al. 2018)
 
     def __init__(self, root: Path, classes: Sequence[str] | None = None) -> None:
         self.root = self._dataset_root(Path(root))
@@ -103,7 +112,7 @@ class AVESource(ClipSource):
         if not path.is_file():
             raise DataError(f"{path}: AVE split list not found (expected Category&VideoID&Quality&Start&End lines)")
         entries = []
-        for number, raw in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        for number, raw in enumerate(path.read_text(encoding=METADATA_ENCODING).splitlines(), start=1):
             line = raw.strip()
             if not line or line.lower().startswith("category&"):
                 continue  # blank line or the header that Annotations.txt (and some copies of the lists) carry
@@ -119,19 +128,12 @@ class AVESource(ClipSource):
 
     @staticmethod
     def _check_disjoint(entries: list[_Entry]) -> None:
-        seen: dict[str, _Entry] = {}
-        for entry in entries:
-            other = seen.get(entry.video_id)
-            if other is not None and other.split != entry.split:
-                raise DataError(
-                    f"AVE video {entry.video_id} is in both {other.where} and {entry.where}: "
-                    "the splits must be disjoint"
-                )
-            seen[entry.video_id] = entry
+        """Each video in one list, once: in two lists it is test leakage, twice in one it counts twice."""
+        reject_listed_twice(((e.video_id, e.where, f"the {e.split} split") for e in entries), "AVE video ")
 
     def _audio_path(self, entry: _Entry) -> Path:
         for suffix in AUDIO_SUFFIXES:
-            path = self.audio_dir / f"{entry.video_id}{suffix}"
+            path = listed_file(self.audio_dir / f"{entry.video_id}{suffix}")  # .WAV as well as .wav
             if path.is_file():
                 return path
         video = self.root / "AVE" / f"{entry.video_id}.mp4"

@@ -16,6 +16,10 @@ from audio_ticl.benchmark.errors import DataError, TICLError
 
 SPLITS = ("train", "val", "test")
 
+#: metadata files (csv, list files) are read with this: it drops the byte-order mark Excel puts before a UTF-8 csv,
+#: which would otherwise glue itself to the first column name or list entry
+METADATA_ENCODING = "utf-8-sig"
+
 
 @dataclass(frozen=True)
 class FeatureDefaults:
@@ -49,6 +53,9 @@ class ClipSource(ABC):
 
     #: short name used in configs and task names, e.g. ``"esc50"``
     name: str = ""
+    #: every clip's length in the dataset's definition, in seconds (None: lengths vary by design); a clip far
+    #: shorter than this is counted, and refused with ``data.short_clips: error``
+    nominal_seconds: float | None = None
 
     @property
     @abstractmethod
@@ -107,3 +114,57 @@ def select_classes(
         return wanted
     keep = set(wanted)
     return [c for c in available if c in keep]
+
+
+def audio_files(folder: Path, suffixes: Sequence[str] = (".wav",)) -> list[Path]:
+    """The files directly in ``folder`` with one of ``suffixes`` in any case, sorted by name.
+
+    Copies made on Windows or FAT media often end in ``.WAV``; a case-sensitive glob would drop them silently. Two
+    names equal but for case are one recording twice (a case-insensitive file system cannot even hold both): a
+    DataError naming both.
+    """
+    wanted = {suffix.lower() for suffix in suffixes}
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in wanted and p.is_file())
+    seen: dict[str, Path] = {}
+    for path in paths:
+        other = seen.setdefault(path.name.casefold(), path)
+        if other is not path:
+            raise DataError(f"{folder}: {other.name} and {path.name} differ only in case (expected one file per "
+                            "recording; remove one of them)")
+    return paths
+
+
+def listed_file(path: Path) -> Path:
+    """``path`` as listed in metadata, or the same name with its extension in the other case if only that exists
+    (``x.wav`` listed, ``x.WAV`` on disk); ``path`` itself when neither exists, for the caller's not-found error."""
+    if path.is_file() or not path.suffix:
+        return path
+    for suffix in (path.suffix.lower(), path.suffix.upper()):
+        other = path.with_suffix(suffix)
+        if other.is_file():
+            return other
+    return path
+
+
+def file_key(name: str) -> str:
+    """The identity of a listed file name for duplicate checks: its extension's case does not matter (see
+    :func:`listed_file`)."""
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}.{suffix.lower()}" if dot and stem else name
+
+
+def reject_listed_twice(entries: Iterable[tuple[str, str, str]], what: str) -> None:
+    """Reject a file listed twice; ``entries`` are ``(file, where it is listed, its split)``.
+
+    In two splits (or folds) it is test leakage: the model is scored on what it trained on. Twice in one split it
+    counts twice. ``what`` starts the message (e.g. the csv path); ``where`` names the row (e.g. "line 12").
+    """
+    seen: dict[str, tuple[str, str]] = {}
+    for key, where, split in entries:
+        if key not in seen:
+            seen[key] = (where, split)
+            continue
+        first_where, first_split = seen[key]
+        why = (f"{first_split} and {split} both hold it: test leakage" if first_split != split
+               else f"{split} would hold it twice")
+        raise DataError(f"{what}{key} is in both {first_where} and {where}: {why}; expected each file listed once")

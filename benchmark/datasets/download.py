@@ -93,7 +93,7 @@ def _speechcommands_missing(folder: Path) -> str | None:
 
 
 def _csv_rows(csv_path: Path) -> int:
-    with csv_path.open(newline="", encoding="utf-8", errors="replace") as handle:
+    with csv_path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
         return max(sum(1 for line in handle if line.strip()) - 1, 0)
 
 

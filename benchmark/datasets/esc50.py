@@ -38,6 +38,7 @@ class ESC50Source(FoldCsvSource):
     """ESC-50 clips split by fold; ``classes`` optionally restricts to some categories (by name)."""
 
     name = "esc50"
+    nominal_seconds = 5.0  # 5-second clips (Piczak 2015)
     layout = ESC50_LAYOUT
 
     def __init__(

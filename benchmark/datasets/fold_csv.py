@@ -12,7 +12,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from audio_ticl.benchmark.datasets.base import Clip, ClipSource, select_classes
+from audio_ticl.benchmark.datasets.base import (
+    METADATA_ENCODING,
+    Clip,
+    ClipSource,
+    file_key,
+    listed_file,
+    reject_listed_twice,
+    select_classes,
+)
 from audio_ticl.benchmark.datasets.folds import split_of_fold
 from audio_ticl.benchmark.errors import DataError
 
@@ -60,7 +68,8 @@ class FoldRow:
 def read_fold_csv(
     csv_path: Path, layout: FoldCsvLayout, check_row: Callable[[FoldRow], None] | None = None
 ) -> list[FoldRow]:
-    """Every row of the metadata csv, checked: the columns exist, fold and id are in range, nothing is empty.
+    """Every row of the metadata csv, checked: the columns exist, fold and id are in range, nothing is empty. A
+    byte-order mark (Excel's UTF-8 csv) is dropped rather than read into the first column's name.
 
     ``check_row`` adds a dataset's own rules; it sees each row in turn, so the first bad line is the one reported.
     """
@@ -69,7 +78,7 @@ def read_fold_csv(
             f"{csv_path}: {layout.dataset} metadata not found (expected the official {layout.csv_relpath.as_posix()})"
         )
     try:
-        with csv_path.open(newline="", encoding="utf-8") as handle:
+        with csv_path.open(newline="", encoding=METADATA_ENCODING) as handle:
             reader = csv.DictReader(handle)
             found = [name.strip() for name in reader.fieldnames or []]
             missing = [c for c in layout.required_columns if c not in found]
@@ -155,8 +164,18 @@ class FoldCsvSource(ClipSource):
             layout.dataset, self.root, {"train": train_folds, "val": val_folds, "test": test_folds}, layout.folds
         )
         self._rows = read_fold_csv(self.csv_path, layout, self.check_row)
+        self._check_listed_once(self._rows)
         self._class_ids = class_ids_by_name(self._rows, self.csv_path, layout)
         self._classes = select_classes(list(self._class_ids), classes, self.csv_path, layout.dataset)
+
+    def _check_listed_once(self, rows: list[FoldRow]) -> None:
+        """Each file on one row: a file in two folds is in two splits (now, or in another cross-validation round)."""
+        fold = self.layout.fold_column
+        reject_listed_twice(
+            ((file_key(row.filename), f"line {row.line}",
+              f"{fold} {row.fold} ({self.split_of_fold.get(row.fold, 'unused')})") for row in rows),
+            f"{self.csv_path}: ",
+        )
 
     def dataset_root(self, root: Path) -> Path:
         """The dataset folder for the ``root`` the user gave (by default ``root`` itself, which must exist)."""
@@ -186,7 +205,7 @@ class FoldCsvSource(ClipSource):
             split = self.split_of_fold.get(row.fold)
             if split is None or row.name not in selected:
                 continue
-            path = self.audio_path(audio_dir, row)
+            path = listed_file(self.audio_path(audio_dir, row))
             if not path.is_file():
                 raise DataError(
                     f"{path}: audio file listed in {self.csv_path} (line {row.line}, fold {row.fold}) not found "

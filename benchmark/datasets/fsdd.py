@@ -3,7 +3,8 @@
 The official protocol puts takes 0-4 in test and takes 5-49 in train. FSDD defines no validation set, so this
 source holds out ``val_takes`` (default 5-9) of the training takes as validation; the test set stays official.
 ``train_takes`` (default: every other take) trains on a subset of the remaining takes, so a CPU preset can cut
-training cost without touching the official test set.
+training cost without touching the official test set. ``.WAV`` files count as ``.wav``; one recording (digit, speaker,
+take) found twice, e.g. as ``0_jackson_0.wav`` and ``0_jackson_00.wav``, is a DataError naming both files.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from audio_ticl.benchmark.datasets.base import Clip, ClipSource, FeatureDefaults
+from audio_ticl.benchmark.datasets.base import Clip, ClipSource, FeatureDefaults, audio_files, reject_listed_twice
 from audio_ticl.benchmark.datasets.speechcommands import SPEECHCOMMANDS_DEFAULTS
 from audio_ticl.benchmark.errors import DataError
 
@@ -30,7 +31,7 @@ FSDD_DEFAULTS = FeatureDefaults(
 )
 
 TEST_TAKES = range(0, 5)
-_NAME = re.compile(r"^(?P<digit>[0-9])_(?P<speaker>[A-Za-z0-9]+)_(?P<take>[0-9]+)\.wav$")
+_NAME = re.compile(r"^(?P<digit>[0-9])_(?P<speaker>[A-Za-z0-9]+)_(?P<take>[0-9]+)\.(?i:wav)$")
 
 
 class FSDDSource(ClipSource):
@@ -73,19 +74,22 @@ class FSDDSource(ClipSource):
 
     def _scan(self) -> list[Clip]:
         folder = self.recordings.resolve()
-        paths = sorted(folder.glob("*.wav"))
+        paths = audio_files(folder, (".wav",))
         if not paths:
             raise DataError(
                 f"{self.recordings}: no FSDD recordings found (expected {{digit}}_{{speaker}}_{{take}}.wav)"
             )
         clips = []
+        recordings = []
         for path in paths:
             match = _NAME.match(path.name)
             if match is None:
                 raise DataError(f"{path}: malformed FSDD file name (expected {{digit}}_{{speaker}}_{{take}}.wav)")
             take = int(match["take"])
             split = "test" if take in TEST_TAKES else "val" if take in self.val_takes else "train"
+            recordings.append((f"{match['digit']}_{match['speaker']}_{take}", path.name, f"the {split} split"))
             if split == "train" and self.train_takes is not None and take not in self.train_takes:
                 continue
             clips.append(Clip(key=str(path), label=match["digit"], split=split, path=path))
+        reject_listed_twice(recordings, f"{folder}: FSDD recording ")
         return clips

@@ -22,6 +22,7 @@ from audio_ticl.benchmark.efficiency.machine import busy_note, device_name
 from audio_ticl.benchmark.efficiency.measure import measure
 from audio_ticl.benchmark.efficiency.options import DEFAULT_FRAMES
 from audio_ticl.benchmark.errors import OptionError
+from audio_ticl.benchmark.results import check_output_dir
 
 
 @dataclass
@@ -148,7 +149,7 @@ def combine_runs(files: list[Path], out: Path) -> tuple[str, list[Path]]:
 
 
 def run_command(args: argparse.Namespace, model_kwargs: dict[str, Any] | None = None) -> int:
-    out = args.out if args.out is not None else default_out()
+    out = check_output_dir(Path(args.out if args.out is not None else default_out()))
     if getattr(args, "combine", None):
         text, paths = combine_runs(args.combine, out)
     else:

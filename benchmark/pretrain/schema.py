@@ -34,11 +34,13 @@ class PretrainSource:
 class ReconstructionConfig:
     """The alterations of ``objective: frame_reconstruction`` (``models.frame_reconstruction``; TERA's defaults)."""
 
-    time_ratio: float = setting(0.15, doc="share of the frames in altered time blocks (80 % zeroed, 10 % swapped)")
-    time_block: int = setting(7, doc="frames in one time block")
-    freq_max: float = setting(0.2, doc="widest zeroed band, as a share of the coefficients")
-    noise_prob: float = setting(0.1, doc="probability of Gaussian noise on a clip")
-    noise_std: float = setting(0.2, doc="the noise's standard deviation (normalised features)")
+    time_ratio: float = setting(
+        0.15, doc="share of the frames in altered time blocks (80 % zeroed, 10 % swapped)", minimum=0, maximum=1
+    )
+    time_block: int = setting(7, doc="frames in one time block", minimum=1)
+    freq_max: float = setting(0.2, doc="widest zeroed band, as a share of the coefficients", minimum=0, maximum=1)
+    noise_prob: float = setting(0.1, doc="probability of Gaussian noise on a clip", minimum=0, maximum=1)
+    noise_std: float = setting(0.2, doc="the noise's standard deviation (normalised features)", minimum=0)
 
 
 @dataclasses.dataclass
@@ -48,7 +50,7 @@ class PretrainConfig:
 
     name: str = setting("pretrain", doc="the preset's or file's own name")
     description: str = setting("", doc="one paragraph")
-    seed: int = setting(0, doc="initialisation, data order and masks")
+    seed: int = setting(0, doc="initialisation, data order and masks", minimum=0)
     sources: list[PretrainSource] = setting(factory=list, doc="datasets whose clips are used (labels ignored)")
     audio_dirs: list[str] = setting(
         factory=list, doc="folders of audio files, searched recursively (wav, flac, ogg, aiff); `--audio-dir` adds one"
@@ -59,10 +61,13 @@ class PretrainConfig:
         None,
         doc="cut each clip's `features.target_frames` frames into non-overlapping windows of this many frames, each "
         "one pretraining example, so that long and short clips mix at the downstream length (null: whole clips)",
+        minimum=1,
     )
     window_min_signal: float = setting(
         0.25, doc="a window after a clip's first is kept when at least this share of its frames is signal, not the "
         "front end's zero padding",
+        minimum=0,
+        maximum=1,
     )
     objective: Literal["mspm", "frame_reconstruction"] = setting(
         "mspm",
@@ -71,35 +76,37 @@ class PretrainConfig:
         "frequency-masked and noised frames, for frame models",
     )
     reconstruction: ReconstructionConfig = setting(factory=lambda: ReconstructionConfig())
-    n_mask: int = setting(400, doc="patches (frames, for a frame model) masked per clip; SSAST: 400 of 512")
-    epochs: int = setting(10, doc="passes over the clips")
-    batch_size: int = setting(24, doc="clips a step")
-    lr: float = setting(1e-4, doc="peak learning rate (SSAST: 1e-4)")
-    weight_decay: float = setting(5e-7, doc="Adam's weight decay (SSAST: 5e-7)")
-    warmup: float = setting(0.05, doc="share of the steps with a linear warm-up, then cosine decay to zero")
-    checkpoint_every: int = setting(0, doc="steps between checkpoints (0: after every epoch)")
-    threads: int | None = setting(None, doc="torch threads (null: torch's default)")
+    n_mask: int = setting(
+        400, doc="patches (frames, for a frame model) masked per clip; SSAST: 400 of 512", minimum=1
+    )
+    epochs: int = setting(10, doc="passes over the clips", minimum=1)
+    batch_size: int = setting(24, doc="clips a step", minimum=1)
+    lr: float = setting(1e-4, doc="peak learning rate (SSAST: 1e-4)", minimum=0, exclusive_minimum=True)
+    weight_decay: float = setting(5e-7, doc="Adam's weight decay (SSAST: 5e-7)", minimum=0)
+    warmup: float = setting(
+        0.05,
+        doc="share of the steps with a linear warm-up, then cosine decay to zero",
+        minimum=0,
+        maximum=1,
+        exclusive_maximum=True,
+    )
+    #: 0, not null, says "after every epoch": shipped presets write `checkpoint_every: 0`
+    checkpoint_every: int = setting(0, doc="steps between checkpoints (0: after every epoch)", minimum=0)
+    threads: int | None = setting(None, doc="torch threads (null: torch's default)", minimum=1)
 
 
 def _validate(cfg: PretrainConfig) -> None:
+    """Cross-key checks the declared ranges cannot express."""
     if not cfg.sources and not cfg.audio_dirs:
         raise ConfigError("a pretraining config needs clips: list 'sources' or 'audio_dirs' (or pass --audio-dir)")
     if cfg.features.target_frames is None:
         raise ConfigError("config key 'features.target_frames' must be set for pretraining (SSAST: 1024)")
     if cfg.model.init not in ("random",):
         raise ConfigError(f"config key 'model.init' must be 'random' for pretraining, got '{cfg.model.init}'")
-    for key in ("n_mask", "epochs", "batch_size"):
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"config key '{key}' must be >= 1, got {getattr(cfg, key)}")
-    if cfg.window_frames is not None and not 1 <= cfg.window_frames <= cfg.features.target_frames:
+    # each key's own range (n_mask, epochs, window_min_signal, warmup ...) is its declared bound, checked by build
+    if cfg.window_frames is not None and cfg.window_frames > cfg.features.target_frames:
         raise ConfigError(f"config key 'window_frames' must be in [1, features.target_frames = "
                           f"{cfg.features.target_frames}] or null, got {cfg.window_frames}")
-    if not 0 <= cfg.window_min_signal <= 1:
-        raise ConfigError(f"config key 'window_min_signal' must be in [0, 1], got {cfg.window_min_signal}")
-    if not 0 <= cfg.warmup < 1:
-        raise ConfigError(f"config key 'warmup' must be in [0, 1), got {cfg.warmup}")
-    if cfg.checkpoint_every < 0:
-        raise ConfigError(f"config key 'checkpoint_every' must be >= 0, got {cfg.checkpoint_every}")
     for i, source in enumerate(cfg.sources):
         if not source.splits:
             raise ConfigError(f"config key 'sources.{i}.splits' must name at least one split")

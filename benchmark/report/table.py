@@ -29,6 +29,7 @@ from .collect import (
     short_commit,
     task_columns,
 )
+from .config_notes import config_notes
 from .hyperparameters import CONFIG_NOTE
 
 Format = Literal["md", "csv", "latex"]
@@ -249,6 +250,7 @@ def notes(frame: pd.DataFrame) -> list[str]:
             f"plasticity and BWT are not measured for it and shown as {MISSING})."
         )
     lines += _provenance_notes(frame)
+    lines += frame.attrs.get("config_notes", [])
     lines += _hyperparameter_notes(frame)
     return lines
 
@@ -318,4 +320,7 @@ def render(frame: pd.DataFrame, fmt: Format) -> str:
 
 def build_table(run_dirs: Iterable[Path], fmt: Format = "md") -> str:
     """The table of every method of the given run folders (refuses unfinished folders)."""
-    return render(method_frame(load_runs(run_dirs)), fmt)
+    runs = load_runs(run_dirs)
+    frame = method_frame(runs)
+    frame.attrs["config_notes"] = config_notes([(run.label, run.folder) for run in runs])
+    return render(frame, fmt)
