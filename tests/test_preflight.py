@@ -27,6 +27,8 @@ def no_work(monkeypatch):
      " has no option(s) ['dimm']"),
     ("model.num_heads=5", "the backbone cannot be built: embed dim 32 is not divisible by num_heads 5"),
     ("model.init=/nonexistent/weights.pt", "config key 'model.init': init '/nonexistent/weights.pt'"),
+    ("model.patch_size=[256,16]", "the backbone cannot be built: input of 128 frames x 128 mel bins is smaller than "
+     "one patch (256 mel bins x 16 frames)"),
 ])
 def test_a_bad_method_fails_before_any_work_naming_the_key(tmp_path, capsys, no_work, override, message):
     out = tmp_path / "run"
