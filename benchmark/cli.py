@@ -121,7 +121,8 @@ DOWNLOADABLE = ("esc50", "speechcommands", "urbansound8k")
 
 
 def _add_datasets(sub) -> None:
-    p = sub.add_parser("datasets", help="list the downloadable datasets, or download one into its official layout")
+    p = sub.add_parser("datasets", help="list the downloadable datasets, download one into its official layout, or "
+                       "inspect your own data (folder / csv)")
     action = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     action.add_parser("list", help="names, sources, sizes and the layout each download produces")
     d = action.add_parser(
@@ -134,6 +135,16 @@ def _add_datasets(sub) -> None:
     d.add_argument("--keep-archive", action="store_true", help="keep the downloaded archive after extraction")
     d.add_argument("--no-progress", action="store_true",
                    help="no progress bars (also off when stderr is not a terminal)")
+    i = action.add_parser(
+        "inspect", help="check your own data (source folder or csv) and print its classes, splits and problems",
+        description="Read a class-per-folder tree or a csv clip list as the source of that name would, from the "
+        "files' headers only, and print the classes, clips per split, clip lengths, sample rates and every problem "
+        "found. Exit status 2 when there are problems (a run would refuse the data).",
+    )
+    i.add_argument("--source", choices=("folder", "csv"), required=True, help="the own-data source")
+    i.add_argument("--root", type=Path, required=True, help="the class folder tree, or the csv (or its folder)")
+    i.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                   help="a source option as in data.options (value parsed as YAML), e.g. -o split_seed=1; repeatable")
 
 
 def _add_table(sub) -> None:
@@ -187,6 +198,12 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_sweep(sub) -> None:
+    from .sweep.command import add_arguments
+
+    add_arguments(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ticl", description="audio-ticl: task-incremental continual learning for audio"
@@ -202,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_datasets(sub)
     _add_table(sub)
     _add_plot(sub)
+    _add_sweep(sub)
     return parser
 
 
@@ -282,6 +300,12 @@ def cmd_efficiency(args) -> int:
 def cmd_datasets(args) -> int:
     from .datasets.download import DOWNLOADS, download_dataset
 
+    if args.action == "inspect":
+        from .datasets.inspect import inspect_data, parse_options
+
+        report, status = inspect_data(args.source, args.root, parse_options(args.option))
+        print(report)
+        return status
     if args.action == "list":
         width = max(len(name) for name in DOWNLOADS)
         for name, info in DOWNLOADS.items():
@@ -327,6 +351,12 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .sweep.command import run_command
+
+    return run_command(args, progress=wants_progress(args))
+
+
 def cmd_pretrain(args) -> int:
     from .pretrain.loop import pretrain
     from .pretrain.schema import load_pretrain_config
@@ -352,7 +382,7 @@ def cmd_pretrain(args) -> int:
 
 COMMANDS = {"run": cmd_run, "pretrain": cmd_pretrain, "presets": cmd_presets, "strategies": cmd_strategies,
             "bench": cmd_bench, "efficiency": cmd_efficiency, "datasets": cmd_datasets, "table": cmd_table,
-            "plot": cmd_plot}
+            "plot": cmd_plot, "sweep": cmd_sweep}
 
 
 def error_line(exc: BaseException) -> str:

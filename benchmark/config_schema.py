@@ -43,7 +43,14 @@ class DataConfig:
         doc="keyword arguments of the source: esc50 `train_folds` / `val_folds` / `test_folds` / `classes`; "
         "urbansound8k the same (folds 1-10); speechcommands `words`; fsdd `val_takes`, `train_takes` (default: "
         "all others); ave `classes`; synthetic `classes` / `clips_per_class` / `duration_s` / `seed`, e.g. "
-        "`{clips_per_class: {train: 40}}`",
+        "`{clips_per_class: {train: 40}}`; your own data (README, \"Your own data\"): folder `split` (auto / "
+        "folders / fractions), `fractions`, `split_seed`, `val_fraction`, `group_pattern`, `extensions`; csv "
+        "`csv`, `delimiter`, `audio_dir`, `path_column`, `label_column`, `split_column` or `fold_column` with "
+        "`train_folds` / `val_folds` / `test_folds`, `id_column`, `group_column` or `group_pattern`, `start_column` / "
+        "`end_column`, `channel_column`, `fractions`, `split_seed`, `val_fraction`; both `classes` (a subset, in task "
+        "order), "
+        "`target_frames`, `freqm`, `timem`. Own data has no published normalisation constants: mean and std are "
+        "computed on the training split unless `features.mean` and `features.std` are set",
     )
     short_clips: Literal["warn", "error"] = setting(
         "warn",
@@ -137,10 +144,12 @@ class FeatureConfig:
         128, doc="mel bins (fbank's values a frame; the mel bands MFCC takes its DCT of)", minimum=1
     )
     mean: float | None = setting(
-        None, doc="normalisation mean, `(x - mean) / (2 std)`; null: the dataset's published constant", any_number=True
+        None, doc="normalisation mean, `(x - mean) / (2 std)`; null: the dataset's published constant (own data "
+        "and MFCC: computed on training clips)", any_number=True
     )
     std: float | None = setting(
-        None, doc="normalisation std; null: the dataset's published constant", minimum=0, exclusive_minimum=True
+        None, doc="normalisation std; null: the dataset's published constant (own data and MFCC: computed on "
+        "training clips)", minimum=0, exclusive_minimum=True
     )
     freqm: int | None = setting(
         None, doc="SpecAugment frequency mask width (training only); null: the dataset's, 0: off", minimum=0

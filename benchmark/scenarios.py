@@ -225,6 +225,8 @@ class BuildReport:
     #: clips shorter than half their dataset's nominal length (``ClipSource.nominal_seconds``), and a few of them
     short_clips: int = 0
     short_examples: list[str] = field(default_factory=list)
+    #: sources without published normalisation constants (own data): what each was normalised by, and how
+    normalisation: list[dict] = field(default_factory=list)
 
 
 #: a clip with less signal than this share of its dataset's nominal length is short
@@ -287,6 +289,8 @@ def _tasks_from_source(
         first_classes = set(plan[0][1])
         first = [i for i, clip in enumerate(clips) if clip.split == "train" and clip.label in first_classes]
         mean, std = feature_stats(batch.features[first])
+    elif mean is None or std is None:  # own data: no published constants
+        mean, std = _own_stats(source, clips, batch.features, wanted, features, settings, cache, report, progress)
     tasks = []
     for offset, (name, classes) in enumerate(plan):
         index = {c: i for i, c in enumerate(classes)}
@@ -316,6 +320,28 @@ def _tasks_from_source(
             )
         )
     return tasks
+
+
+def _own_stats(source: ClipSource, clips: list[Clip], batch: torch.Tensor, wanted: set[str], features: FeatureConfig,
+               settings, cache: FeatureCache, report: BuildReport, progress: bool) -> tuple[float, float]:
+    """Mean and std of a source without published constants: ``features.mean`` / ``std`` where the config sets
+    both, else computed on the training clips of every class in ``wanted`` (cached; :mod:`.datasets.stats`)."""
+    if features.mean is not None and features.std is not None:
+        report.normalisation.append({"source": source.name, "from": "features.mean / features.std (config)",
+                                     "mean": features.mean, "std": features.std})
+        return features.mean, features.std
+    from .datasets.stats import training_stats
+
+    train = [i for i, clip in enumerate(clips) if clip.split == "train"]
+    if train:
+        stats = training_stats([clips[i] for i in train], settings, cache, batch[train], progress)
+    else:  # built without the training split (e.g. only "val"): the statistics still come from the training clips
+        train_clips = [clip for clip in source.clips() if clip.label in wanted and clip.split == "train"]
+        stats = training_stats(train_clips, settings, cache, None, progress)
+    report.normalisation.append(stats.report(source.name))
+    log.info("%s: no published normalisation constants; mean %.4f, std %.4f computed on %d training clips%s",
+             source.name, stats.mean, stats.std, stats.clips, " (cached)" if stats.cached else "")
+    return stats.mean, stats.std
 
 
 def build_tasks(

@@ -206,3 +206,61 @@ def make_fsdd_fixture(root: Path, digits: Sequence[int] = (0, 1, 2), speakers: S
                 samples = tone(seconds, 8000, 300.0 + 60 * digit, seed=1000 * digit + 100 * s + take)
                 write_wav(root / "recordings" / f"{digit}_{speaker}_{take}.wav", samples, 8000)
     return root
+
+
+#: (extension, sample rate, subtype, channels) cycled over the files of the own-data fixtures: mixed formats and rates
+OWN_DATA_FORMATS = ((".wav", 16000, "PCM_16", 1), (".flac", 22050, "PCM_16", 2), (".ogg", 44100, "VORBIS", 1),
+                    (".wav", 8000, "PCM_U8", 2))
+#: speakers of the own-data fixtures and the split each takes where the layout gives splits
+OWN_DATA_SPEAKERS = {"ann": "train", "bob": "train", "cid": "val", "dan": "test"}
+
+
+def make_folder_fixture(root: Path, classes: Sequence[str] = ("bird", "cat", "dog"), takes: int = 2,
+                        split_folders: bool = False, seconds: float = 0.3) -> Path:
+    """A class-per-folder tree: ``root/<class>/<speaker>_<take>.<ext>``, odd takes one folder deeper
+    (``session1/``), formats and sample rates cycling through :data:`OWN_DATA_FORMATS`, plus text files that are
+    not audio. With ``split_folders`` the tree is ``root/<split>/<class>/...``, each speaker in the split
+    :data:`OWN_DATA_SPEAKERS` gives it. File names start with the speaker: ``group_pattern='^(?P<group>[a-z]+)_'``
+    groups by speaker."""
+    root = Path(root)
+    n = 0
+    for c, label in enumerate(classes):
+        for speaker, split in OWN_DATA_SPEAKERS.items():
+            for take in range(takes):
+                ext, rate, subtype, channels = OWN_DATA_FORMATS[n % len(OWN_DATA_FORMATS)]
+                n += 1
+                folder = root / split if split_folders else root
+                folder = folder / label / ("session1" if take % 2 else "")
+                samples = tone(seconds, rate, 200.0 + 150 * c, seed=n, channels=channels)
+                write_wav(folder / f"{speaker}_{take}{ext}", samples, rate, subtype)
+        (root / (OWN_DATA_SPEAKERS["ann"] if split_folders else "") / label / "notes.txt").write_text("not audio\n")
+    (root / "README.txt").write_text("a collection of tones\n")
+    return root
+
+
+#: the columns of the csv fixture
+OWN_CSV_COLUMNS = ["path", "label", "split", "speaker", "start", "end", "channel"]
+
+
+def make_csv_fixture(root: Path, classes: Sequence[str] = ("bird", "cat", "dog"), seconds: float = 1.2,
+                     name: str = "clips.csv", delimiter: str = ",") -> Path:
+    """A clip list ``root/<name>`` (columns :data:`OWN_CSV_COLUMNS`) over ``root/audio/<class>/<speaker>.wav``:
+    one stereo 22.05 kHz recording per class and speaker, listed as two segments (0-0.5 s of channel 0, 0.5 s to
+    the end of channel 1), plus a whole mono 16 kHz file ``<speaker>_short.flac``. Each speaker's rows take the
+    split :data:`OWN_DATA_SPEAKERS` gives it. Returns the csv's path."""
+    root = Path(root)
+    rows = []
+    for c, label in enumerate(classes):
+        for s, (speaker, split) in enumerate(OWN_DATA_SPEAKERS.items()):
+            long = f"audio/{label}/{speaker}.wav"
+            write_wav(root / long, tone(seconds, 22050, 200.0 + 150 * c, seed=10 * c + s, channels=2), 22050)
+            short = f"audio/{label}/{speaker}_short.flac"
+            write_wav(root / short, tone(0.3, 16000, 220.0 + 150 * c, seed=100 + 10 * c + s), 16000)
+            rows += [[long, label, split, speaker, "0", "0.5", "0"], [long, label, split, speaker, "0.5", "", "1"],
+                     [short, label, split, speaker, "", "", ""]]
+    path = root / name
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle, delimiter=delimiter)
+        writer.writerow(OWN_CSV_COLUMNS)
+        writer.writerows(rows)
+    return path

@@ -259,7 +259,8 @@ def test_registry() -> None:
 def test_every_source_has_a_test_module() -> None:
     """A new source without tests fails here: add it to this table with the test file that covers it."""
     tested = {"esc50": "test_datasets", "speechcommands": "test_datasets", "fsdd": "test_datasets",
-              "urbansound8k": "test_urbansound8k", "ave": "test_ave", "synthetic": "test_synthetic"}
+              "urbansound8k": "test_urbansound8k", "ave": "test_ave", "synthetic": "test_synthetic",
+              "folder": "test_own_data", "csv": "test_own_data"}
     assert set(SOURCES) == set(tested)
     assert all((Path(__file__).parent / f"{module}.py").is_file() for module in tested.values())
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from audio_ticl.benchmark.datasets.ave import AVESource
 from audio_ticl.benchmark.datasets.base import SPLITS, Clip, ClipSource, FeatureDefaults
+from audio_ticl.benchmark.datasets.csv_source import CsvSource
 from audio_ticl.benchmark.datasets.esc50 import ESC50Source
+from audio_ticl.benchmark.datasets.folder import FolderSource
 from audio_ticl.benchmark.datasets.fsdd import FSDDSource
 from audio_ticl.benchmark.datasets.speechcommands import COMMAND_WORDS, SpeechCommandsSource
 from audio_ticl.benchmark.datasets.synthetic import SyntheticSource
@@ -16,7 +18,9 @@ __all__ = [
     "ClipSource",
     "FeatureDefaults",
     "AVESource",
+    "CsvSource",
     "ESC50Source",
+    "FolderSource",
     "FSDDSource",
     "SpeechCommandsSource",
     "SyntheticSource",
@@ -34,6 +38,8 @@ SOURCES: dict[str, type[ClipSource]] = {
     "urbansound8k": UrbanSound8KSource,
     "ave": AVESource,
     "synthetic": SyntheticSource,
+    "folder": FolderSource,
+    "csv": CsvSource,
 }
 
 

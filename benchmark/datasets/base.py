@@ -23,10 +23,14 @@ METADATA_ENCODING = "utf-8-sig"
 
 @dataclass(frozen=True)
 class FeatureDefaults:
-    """Per-dataset feature constants of the AST recipe (Gong et al. 2021): fbank normalisation, length, SpecAugment."""
+    """Per-dataset feature constants of the AST recipe (Gong et al. 2021): fbank normalisation, length, SpecAugment.
 
-    mean: float
-    std: float
+    ``mean`` / ``std`` are None for data without published constants (the ``folder`` and ``csv`` sources): the
+    suite then computes them on the training split (:mod:`benchmark.datasets.stats`).
+    """
+
+    mean: float | None
+    std: float | None
     target_frames: int
     freqm: int
     timem: int

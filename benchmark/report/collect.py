@@ -181,25 +181,66 @@ def _run_folder(run_dir: Path, folder: Path) -> Path:
     return folder.parent.parent if re.fullmatch(r"seed\d+", folder.name) else folder.parent
 
 
+def _sweep_rows(sweep_dir: Path) -> list[tuple[str, Path, Path, Summary]]:
+    """A sweep folder (``ticl sweep run``'s, with ``sweep.yaml``) as rows: (name, run folder, method folder,
+    summary) for each method of each group of cells that differ only in their seed, named by the values of the
+    other axes that vary (``finetune (model.init=random)``); the group's seeds become the row's mean ± std."""
+    from ..sweep.record import read_record
+    from ..sweep.schema import SET_PREFIX, yaml_text
+
+    record = read_record(sweep_dir)
+    varying = [name for name, values in record.axes.items()
+               if name not in ("seed", "method") and isinstance(values, list) and len(values) > 1]
+
+    def text(value) -> str:
+        return value if isinstance(value, str) else yaml_text(value)
+
+    groups: dict[str, list[tuple[Path, Path, Summary]]] = {}
+    for cell in record.cells:
+        folder = sweep_dir / cell["id"]
+        if not folder.is_dir():
+            raise UnfinishedRunError(f"{sweep_dir}: cell {cell['id']} has no run folder (not run yet, or it failed); "
+                                     f"finish the sweep with `ticl sweep run FILE --out {sweep_dir} --resume`")
+        axes = cell.get("axes") or {}
+        where = ", ".join(f"{name.removeprefix(SET_PREFIX)}={text(axes.get(name))}" for name in varying)
+        for method_folder, summary in _method_summaries(folder):
+            name = f"{summary.method} ({where})" if where else summary.method
+            groups.setdefault(name, []).append((folder, method_folder, summary))
+    rows = []
+    for name, members in groups.items():
+        seeds = [s for _, _, summary in members for s in seed_summaries(summary)]
+        summary = seeds[0] if len(seeds) == 1 else SeedsSummary.of(seeds)
+        rows.append((name, members[0][0], members[0][1], summary))
+    return rows
+
+
 def load_runs(run_dirs: Iterable[Path]) -> list[MethodRun]:
     """Every method of every run folder, in the order given. A method name that occurs in several run folders
-    gets the run folder's shortest distinguishing name appended, so rows and legend entries stay unique."""
+    gets the run folder's shortest distinguishing name appended, so rows and legend entries stay unique. A sweep
+    folder stands for its cells' run folders (see ``_sweep_rows``)."""
+    from ..sweep.record import is_sweep_folder
+
     run_dirs = [Path(d) for d in run_dirs]
     if not run_dirs:
         raise TICLError("no run folder given")
-    loaded: list[tuple[Path, Path, Summary]] = []
+    # (row name, where it comes from, run folder, method folder, summary)
+    loaded: list[tuple[str, Path, Path, Path, Summary]] = []
     for run_dir in run_dirs:
+        if is_sweep_folder(run_dir):
+            loaded += [(name, run_dir, run, folder, s) for name, run, folder, s in _sweep_rows(run_dir)]
+            continue
         for folder, summary in _method_summaries(run_dir):
-            loaded.append((_run_folder(run_dir, folder), folder, summary))
+            run = _run_folder(run_dir, folder)
+            loaded.append((summary.method, run, run, folder, summary))
     # where each method comes from: its run folder, plus the seed folder when one run's seeds are given apart
-    pairs = [(s.method, run) for run, _, s in loaded]
-    where = [run / folder.name if pairs.count((s.method, run)) > 1 else run for run, folder, s in loaded]
+    pairs = [(name, origin) for name, origin, _, _, _ in loaded]
+    where = [origin / folder.name if pairs.count((name, origin)) > 1 else origin
+             for name, origin, _, folder, _ in loaded]
     by_name: dict[str, list[Path]] = {}
     for (name, _), w in zip(pairs, where):
         by_name.setdefault(name, []).append(w)
     runs = []
-    for (run, folder, summary), w in zip(loaded, where):
-        label = summary.method
+    for (label, _, run, folder, summary), w in zip(loaded, where):
         if len(by_name[label]) > 1:
             label = f"{label} ({_short_names(by_name[label])[w]})"
         runs.append(MethodRun(label, run, folder, summary, tuple(seed_summaries(summary))))
