@@ -112,6 +112,7 @@ def validate(cfg: RunConfig) -> None:
                 raise ConfigError(f"config key 'scenario.sequence.{i}.fallback.fallback': a fallback cannot have one")
             _validate_step(step.fallback, f"scenario.sequence.{i}.fallback")
     _validate_tuning(cfg)
+    _validate_logging(cfg)
 
 
 def select_methods(cfg: RunConfig, names: list[str]) -> RunConfig:
@@ -205,6 +206,21 @@ def _validate_tuning(cfg: RunConfig) -> None:
             if section == "train":
                 for value in values:  # one message per key, naming the bad value, wherever it is in the list
                     build_field(TrainConfig, name, value, where)
+
+
+def _validate_logging(cfg: RunConfig) -> None:
+    """A logger that is switched on needs its package (both are optional, the ``logging`` extra), found before any
+    work rather than after the first task."""
+    import importlib.util
+
+    for key, package in (("tensorboard", "tensorboard"), ("wandb", "wandb")):
+        if getattr(cfg.logging, key) and importlib.util.find_spec(package) is None:
+            raise ConfigError(
+                f"config key 'logging.{key}' is true, but the package '{package}' is not installed: "
+                "pip install 'audio-ticl[logging]'"
+            )
+    if cfg.logging.wandb and not cfg.logging.wandb_project.strip():
+        raise ConfigError("config key 'logging.wandb_project' must name a W&B project when logging.wandb is true")
 
 
 def _validate_step(step: SequenceStep, where: str) -> None:

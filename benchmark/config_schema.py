@@ -323,6 +323,37 @@ class TuningConfig:
 
 
 @dataclasses.dataclass
+class LoggingConfig:
+    """Logging beyond `metrics.csv`, through Avalanche's loggers (`benchmark.loggers`): per method and seed, the
+    training accuracy and loss of each epoch, the validation accuracy and loss of each epoch and, after each task,
+    its row of the accuracy matrix. Off by default; neither logger changes a result."""
+
+    tensorboard: bool = setting(
+        False,
+        doc="write TensorBoard event files to `<method folder>/tensorboard/` (`tensorboard --logdir RUN_DIR`; "
+        "`pip install 'audio-ticl[logging]'`)",
+    )
+    wandb: bool = setting(
+        False,
+        doc="log to one Weights & Biases run per method and seed, named `<run folder>/<method>/seed<N>` and grouped "
+        "by run folder (`pip install 'audio-ticl[logging]'`)",
+    )
+    wandb_project: str = setting("audio-ticl", doc="the W&B project")
+    wandb_mode: Literal["online", "offline", "disabled"] = setting(
+        "offline",
+        doc="W&B's mode",
+        choice_docs={
+            "online": "sent to the W&B server as it runs, after `wandb login` or with `WANDB_API_KEY` set",
+            "offline": "written to disk only, nothing sent; `wandb sync` uploads it later",
+            "disabled": "no W&B run at all",
+        },
+    )
+    wandb_dir: str | None = setting(
+        None, doc="the folder W&B writes its `wandb/` folder in; null: the method folder"
+    )
+
+
+@dataclasses.dataclass
 class RunConfig:
     """A whole run: data, scenario, features, model, training and the methods to compare."""
 
@@ -342,6 +373,7 @@ class RunConfig:
     model: ModelConfig = setting(factory=ModelConfig)
     train: TrainConfig = setting(factory=TrainConfig)
     tuning: TuningConfig = setting(factory=TuningConfig)
+    logging: LoggingConfig = setting(factory=LoggingConfig)
     methods: list[MethodConfig] = setting(
         factory=list, doc="the methods to compare, one table row each (at least one)"
     )

@@ -18,7 +18,8 @@ from audio_ticl.benchmark.errors import CheckpointError, ConfigError
 
 __all__ = ["NEUTRAL_KEYS", "differences", "describe", "read_config", "merged_run_config", "check_resumed_config"]
 
-#: keys that do not change a result's numbers: they may differ between a run and its resume or rerun
+#: keys that do not change a result's numbers: they may differ between a run and its resume or rerun (so may the
+#: whole `logging` section: TensorBoard and W&B only read the numbers)
 NEUTRAL_KEYS = frozenset({"train.threads", "description"})
 CONFIG = "config.yaml"
 
@@ -31,7 +32,12 @@ def differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, An
             found += differences(old.get(key), new.get(key), f"{prefix}{key}.")
         return found
     key = prefix.rstrip(".")
-    return [] if old == new or key in NEUTRAL_KEYS or key.endswith(".train.threads") else [(key, old, new)]
+    return [] if old == new or _neutral(key) else [(key, old, new)]
+
+
+def _neutral(key: str) -> bool:
+    """A key whose value changes no number: threads, the description, and where results are logged."""
+    return key in NEUTRAL_KEYS or key.endswith(".train.threads") or key.split(".", 1)[0] == "logging"
 
 
 def describe(found: list[tuple[str, Any, Any]], limit: int = 8) -> str:

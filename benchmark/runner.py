@@ -61,8 +61,9 @@ class MethodResult:
     summary: RunSummary
 
 
-def _evaluator():
-    """Avalanche's training-time metrics (loss and accuracy per epoch), kept in memory, written to metrics.csv.
+def _evaluator(loggers=()):
+    """Avalanche's training-time metrics (loss and accuracy per epoch), kept in memory, written to metrics.csv and
+    passed to ``loggers`` (``benchmark.loggers``: TensorBoard / W&B when the config's ``logging`` asks).
 
     Test and validation numbers never come from here: they come from :func:`strategies.plugins.evaluate`."""
     from avalanche.evaluation.metrics import accuracy_metrics, loss_metrics
@@ -70,7 +71,7 @@ def _evaluator():
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No loggers specified")  # values are read back, not logged
-        return EvaluationPlugin(accuracy_metrics(epoch=True), loss_metrics(epoch=True), loggers=[])
+        return EvaluationPlugin(accuracy_metrics(epoch=True), loss_metrics(epoch=True), loggers=list(loggers))
 
 
 def _metric_rows(evaluator) -> list[dict]:
@@ -137,7 +138,7 @@ def _restore(checkpoints: Checkpointer, net, device, resolved: dict, name: str) 
 
 
 def _make_strategy(cfg: RunConfig, method: MethodConfig, strategy_cls, net, bm, device, state: RunProgress,
-                   progress: bool):
+                   progress: bool, loggers=()):
     """The strategy with the runner's plugins (validation first: see ``strategies.common``)."""
     from audio_ticl.strategies import make_optimizer_factory
     from audio_ticl.strategies.plugins import (
@@ -158,7 +159,7 @@ def _make_strategy(cfg: RunConfig, method: MethodConfig, strategy_cls, net, bm, 
     validation.loss_history.update({int(k): v for k, v in state.val_loss_history.items()})
     validation.best_epoch.update({int(k): v for k, v in state.best_epoch.items()})
     plugins = {"validation": validation, "data_time": DataTimePlugin(), "samples": SampleCountPlugin(),
-               "evaluator": _evaluator()}
+               "evaluator": _evaluator(loggers)}
     strategy = strategy_cls(
         model=net,
         optimizer_factory=make_optimizer_factory(
@@ -257,6 +258,8 @@ def run_method(
     from audio_ticl.strategies import get_strategy
     from audio_ticl.strategies.state import RestoreContext
 
+    from .loggers import method_loggers
+
     folder.mkdir(parents=True, exist_ok=True)
     train_cfg = cfg.method_train(method)
     device = resolve_device(train_cfg.device)
@@ -270,30 +273,34 @@ def run_method(
         write_text(folder / "source.diff", source.diff)
 
     # the order of every random draw below is part of the results: seed, model, benchmark, (resume), strategy
-    seed_everything(cfg.seed)
-    if getattr(strategy_cls, "mixes_task_inputs", False):
-        input_frames(tasks)  # one batch holds several tasks: they must share one input length (a clear error if not)
-    net = build_model(cfg, method, model_frames(tasks), device, progress, task_frames(tasks))
-    bm = make_benchmark(tasks)
-    eval_stream = bm.streams["test" if eval_split == "test" else "valid"]
+    # (the loggers draw none: benchmark.loggers runs them on a copy of the RNG states)
+    with method_loggers(cfg, folder, resolved) as loggers:
+        seed_everything(cfg.seed)
+        if getattr(strategy_cls, "mixes_task_inputs", False):
+            input_frames(tasks)  # one batch holds several tasks: they must share one input length (else an error)
+        net = build_model(cfg, method, model_frames(tasks), device, progress, task_frames(tasks))
+        bm = make_benchmark(tasks)
+        eval_stream = bm.streams["test" if eval_split == "test" else "valid"]
 
-    checkpoints = Checkpointer(folder)
-    saved, start_task = _restore(checkpoints, net, device, resolved, method.name) if resume else (None, 0)
-    state = saved.progress if saved is not None else RunProgress()
-    strategy, plugins = _make_strategy(cfg, method, strategy_cls, net, bm, device, state, progress)
-    if saved is not None:
-        strategy.load_cl_state(saved.strategy, RestoreContext(
-            device=device, trained_tasks=tuple(t for t, _ in saved.tasks),
-            train_datasets={tasks[k].id: bm.train_stream[k].dataset for k in range(start_task)},
-        ))
-    loop = _Loop(cfg, method, tasks, net, strategy, bm, eval_stream, device, plugins)
-    memory = M.PeakMemory(device)
-    prior_metric_rows = list(state.metric_rows)  # from before a resume; the evaluator only knows this process
-    for i in range(start_task, len(tasks)):
-        _train_task(loop, i, state, prior_metric_rows, memory)
-        checkpoints.save(i, Checkpoint.capture(
-            net, [(t.id, len(t.classes)) for t in tasks[: i + 1]], state, strategy.cl_state(), resolved
-        ))
+        checkpoints = Checkpointer(folder)
+        saved, start_task = _restore(checkpoints, net, device, resolved, method.name) if resume else (None, 0)
+        state = saved.progress if saved is not None else RunProgress()
+        strategy, plugins = _make_strategy(cfg, method, strategy_cls, net, bm, device, state, progress,
+                                           loggers.evaluator_loggers)
+        if saved is not None:
+            strategy.load_cl_state(saved.strategy, RestoreContext(
+                device=device, trained_tasks=tuple(t for t, _ in saved.tasks),
+                train_datasets={tasks[k].id: bm.train_stream[k].dataset for k in range(start_task)},
+            ))
+        loop = _Loop(cfg, method, tasks, net, strategy, bm, eval_stream, device, plugins)
+        memory = M.PeakMemory(device)
+        prior_metric_rows = list(state.metric_rows)  # from before a resume; the evaluator only knows this process
+        for i in range(start_task, len(tasks)):
+            _train_task(loop, i, state, prior_metric_rows, memory)
+            loggers.after_task(i, state.R[i], strategy.clock.train_iterations, eval_split)
+            checkpoints.save(i, Checkpoint.capture(
+                net, [(t.id, len(t.classes)) for t in tasks[: i + 1]], state, strategy.cl_state(), resolved
+            ))
     summary = build_summary(cfg, method, strategy_cls, tasks, state, device, source, data_report, hyperparameters)
     write_method_outputs(folder, method, tasks, state, summary)
     return MethodResult(method, folder, summary)

@@ -26,6 +26,8 @@ def test_a_fresh_folder_takes_the_config_and_an_equal_one_is_accepted(tmp_path):
     assert merged_run_config(_folder(tmp_path), BASE) == BASE
     threads = {**BASE, "train": {**BASE["train"], "threads": 2}}  # changes no number
     assert merged_run_config(tmp_path, threads)["train"]["threads"] == 1
+    logged = {**BASE, "logging": {"tensorboard": True}}  # neither does logging, nor a folder made before it existed
+    assert merged_run_config(tmp_path, logged) == BASE
 
 
 def test_another_config_is_refused_naming_each_key_with_both_values(tmp_path):

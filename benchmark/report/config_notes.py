@@ -14,7 +14,7 @@ from audio_ticl.benchmark.run_folder import read_config
 __all__ = ["row_config", "config_notes"]
 
 #: top-level keys that differ between rows by design
-PER_ROW = ("methods", "seed", "seeds", "name", "description")
+PER_ROW = ("methods", "seed", "seeds", "name", "description", "logging")
 
 
 def _config_file(folder: Path) -> Path | None:
