@@ -274,8 +274,8 @@ def test_a_killed_sweep_resumes_to_the_uninterrupted_results(grid_run, tmp_path,
     with caplog.at_level(logging.INFO, logger="ticl"):
         assert cli.main(["sweep", "run", str(file), "--out", str(out), "--resume", "--no-progress"]) == 0
     assert f"sweep: {1 if partial else 2} of 2 cells finished before, skipped" in caplog.text
-    if partial:
-        assert "finetune: resuming after task 0" in (second / "cell.log").read_text()
+    if partial:  # held after its first checkpoint, or (on a loaded machine) after its second, before the summary
+        assert re.search(r"finetune: resuming after task [01] ", (second / "cell.log").read_text())
     for cid in GOOD[:2]:
         got, want = _summary(out / cid, "finetune"), _summary(grid_run["out"] / cid, "finetune")
         np.testing.assert_allclose(got["accuracy_matrix"], want["accuracy_matrix"], rtol=0, atol=1e-6)
