@@ -15,10 +15,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-import signal
-import sys
 import tempfile
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -36,13 +33,12 @@ from audio_ticl.benchmark.audio.features import FbankSettings, features_of
 from audio_ticl.benchmark.audio.io import load_audio, waveform_from_clip
 from audio_ticl.benchmark.datasets.base import Clip
 from audio_ticl.benchmark.errors import DataError
+from audio_ticl.benchmark.parent_death import die_with_parent
 
 __all__ = ["FeatureCache", "FeatureBatch", "compute_clip_features", "extract_features", "clip_identity"]
 
 #: the layout of a cache entry; entries of another (or no) format are misses. 2: a dict with a crc32 of the features
 CACHE_FORMAT = 2
-#: how often a pool worker checks that its parent is alive where the kernel cannot be asked to kill it (not Linux)
-PARENT_POLL_S = 1.0
 
 #: below this many file misses, extraction stays in-process (a pool's start-up would cost more than it saves)
 POOL_MIN_MISSES = 64
@@ -187,36 +183,7 @@ def _worker_init(parent_pid: int | None) -> None:
     whose workers have a helper process as parent: the parent is then whichever process started this one).
     """
     torch.set_num_threads(1)
-    parent = os.getppid() if parent_pid is None else parent_pid
-    if not _kill_me_with_parent():
-        threading.Thread(target=_watch_parent, args=(parent,), name="ticl-parent-watch", daemon=True).start()
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def _kill_me_with_parent() -> bool:
-    """Ask the Linux kernel to SIGKILL this process when its parent exits; False where that is not available.
-
-    The "parent" is the thread that forked the worker: ``_compute_in_pool`` creates and shuts down its pool in
-    one call, so that thread outlives the workers.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        return libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def _watch_parent(parent_pid: int) -> None:
-    """Exit the worker once its parent is gone (it is re-parented, so ``getppid`` changes)."""
-    while os.getppid() == parent_pid:
-        time.sleep(PARENT_POLL_S)
-    os._exit(1)
+    die_with_parent(os.getppid() if parent_pid is None else parent_pid)
 
 
 def _file_features_worker(path: str, settings: FbankSettings) -> np.ndarray:

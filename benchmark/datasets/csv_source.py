@@ -29,16 +29,13 @@ from pathlib import Path
 from audio_ticl.benchmark.datasets.base import (
     METADATA_ENCODING,
     SPLITS,
-    Clip,
-    ClipSource,
-    FeatureDefaults,
     file_key,
     listed_file,
 )
 from audio_ticl.benchmark.datasets.own_data import (
     Entry,
     Survey,
-    check_options,
+    SurveyedSource,
     compile_group_pattern,
     finish_survey,
     group_of,
@@ -326,23 +323,9 @@ def _segment(start: float | None, end: float | None, channel: int | None) -> str
     return f" [{', '.join(parts)}]" if parts else ""
 
 
-class CsvSource(ClipSource):
+class CsvSource(SurveyedSource):
     """A collection listed in a csv / tsv (module docstring); options are those of :func:`survey_csv`."""
 
     name = "csv"
 
-    def __init__(self, root: Path, **options) -> None:
-        check_options(survey_csv, options)
-        self.survey = survey_csv(root, **options)
-        self.survey.raise_problems()
-        self.root = self.survey.root
-
-    @property
-    def feature_defaults(self) -> FeatureDefaults:
-        return self.survey.feature_defaults
-
-    def classes(self) -> list[str]:
-        return list(self.survey.classes)
-
-    def clips(self) -> list[Clip]:
-        return self.survey.clips()
+    survey_of = staticmethod(survey_csv)

@@ -22,12 +22,12 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from audio_ticl.benchmark.datasets.base import SPLITS, Clip, ClipSource, FeatureDefaults
+from audio_ticl.benchmark.datasets.base import SPLITS
 from audio_ticl.benchmark.datasets.own_data import (
     Entry,
     Survey,
+    SurveyedSource,
     audio_suffixes,
-    check_options,
     compile_group_pattern,
     finish_survey,
     group_of,
@@ -199,25 +199,11 @@ def _reject_twice(entries: list[Entry], base: Path, skip: int, problems: list[st
             break
 
 
-class FolderSource(ClipSource):
+class FolderSource(SurveyedSource):
     """A class-per-folder collection (module docstring). Options: ``split`` (auto / folders / fractions),
     ``fractions`` ({train, val, test} shares, default 0.8 / 0.1 / 0.1), ``split_seed`` (0), ``val_fraction``,
     ``group_pattern``, ``extensions``, ``classes``, ``target_frames``, ``freqm``, ``timem``."""
 
     name = "folder"
 
-    def __init__(self, root: Path, **options) -> None:
-        check_options(survey_folder, options)
-        self.survey = survey_folder(root, **options)
-        self.survey.raise_problems()
-        self.root = self.survey.root
-
-    @property
-    def feature_defaults(self) -> FeatureDefaults:
-        return self.survey.feature_defaults
-
-    def classes(self) -> list[str]:
-        return list(self.survey.classes)
-
-    def clips(self) -> list[Clip]:
-        return self.survey.clips()
+    survey_of = staticmethod(survey_folder)

@@ -32,7 +32,7 @@ import numpy as np
 import soundfile as sf
 
 from audio_ticl.benchmark.audio.settings import FbankSettings
-from audio_ticl.benchmark.datasets.base import SPLITS, Clip, FeatureDefaults, file_key, select_classes
+from audio_ticl.benchmark.datasets.base import SPLITS, Clip, ClipSource, FeatureDefaults, file_key, select_classes
 from audio_ticl.benchmark.errors import ConfigError, DataError
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "Entry",
     "Survey",
     "Segment",
+    "SurveyedSource",
     "DEFAULT_FRACTIONS",
     "MAX_TARGET_FRAMES",
     "audio_suffixes",
@@ -557,3 +558,27 @@ def _check_segment(entry: Entry, info: AudioInfo, problems: list[str]) -> None:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else 0.0
+
+
+class SurveyedSource(ClipSource):
+    """An own-data source: its survey (``survey_of(root, **options)``) checks the options, lists every problem and
+    refuses the data if there is one, and then answers for the source."""
+
+    #: the survey function of the layout (``survey_folder``, ``survey_csv``), a staticmethod in the subclass
+    survey_of: Callable[..., Survey]
+
+    def __init__(self, root: Path, **options) -> None:
+        check_options(type(self).survey_of, options)
+        self.survey = type(self).survey_of(root, **options)
+        self.survey.raise_problems()
+        self.root = self.survey.root
+
+    @property
+    def feature_defaults(self) -> FeatureDefaults:
+        return self.survey.feature_defaults
+
+    def classes(self) -> list[str]:
+        return list(self.survey.classes)
+
+    def clips(self) -> list[Clip]:
+        return self.survey.clips()
