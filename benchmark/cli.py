@@ -84,6 +84,13 @@ def _add_run(sub) -> None:
     p.add_argument("--add-methods", action="store_true",
                    help="let methods that --out does not hold yet join its run (the rest of the config must be the "
                    "same; with --resume its finished methods are kept)")
+    search = p.add_mutually_exclusive_group()
+    search.add_argument("--search-only", action="store_true",
+                        help="run only the hyperparameter searches (on validation data) into --out/tuning and stop; "
+                        "a later run with --resume, or other runs with --search-from, go on from them")
+    search.add_argument("--search-from", type=Path, metavar="DIR",
+                        help="do not search: apply the searches of run folder DIR (its config must be this one, "
+                        "seeds aside), e.g. one made by --search-only")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars (also off when stderr is not a terminal): one log line per epoch")
 
@@ -254,8 +261,10 @@ def cmd_run(args) -> int:
     elif not args.resume and any(any((Path(out) / m.name).rglob("summary.json")) for m in cfg.methods):
         raise TICLError(f"run folder {out} already holds finished results; choose another --out or pass --resume")
     check_output_dir(Path(out))
+    if args.search_from is not None and not Path(args.search_from).is_dir():
+        raise TICLError(f"--search-from: run folder {args.search_from} does not exist")
     _, table = run(cfg, Path(out), progress=wants_progress(args), resume=args.resume, seeds=args.seeds,
-                   add_methods=args.add_methods)
+                   add_methods=args.add_methods, search_only=args.search_only, search_from=args.search_from)
     print(f"\n{table}\n\nrun folder: {out}")
     return 0
 

@@ -16,7 +16,8 @@ import yaml
 from audio_ticl.benchmark.checkpoint import plain_config
 from audio_ticl.benchmark.errors import CheckpointError, ConfigError
 
-__all__ = ["NEUTRAL_KEYS", "differences", "describe", "read_config", "merged_run_config", "check_resumed_config"]
+__all__ = ["NEUTRAL_KEYS", "differences", "describe", "read_config", "merged_run_config", "check_resumed_config",
+           "check_search_source"]
 
 #: keys that do not change a result's numbers: they may differ between a run and its resume or rerun (so may the
 #: whole `logging` section: TensorBoard and W&B only read the numbers)
@@ -108,4 +109,32 @@ def check_resumed_config(saved: dict, resolved: dict, where: str) -> None:
         raise CheckpointError(
             f"{where} was written under another config, which differs at {describe(changed)}; resume with the config "
             "that started it, or run without --resume into another --out"
+        )
+
+
+#: keys a search may be shared across: a seed cell applies the search that ran under the search seed
+SEARCH_SHARED = frozenset({"seed", "seeds", "methods"})
+
+
+def check_search_source(folder: Path, new: dict) -> None:
+    """Refuse ``--search-from folder`` unless the folder's run has this config, seeds aside: the same data, model,
+    training, tuning protocol, and the same config for every method of ``new`` (the folder may hold others)."""
+    path = Path(folder) / CONFIG
+    if not path.is_file():
+        raise ConfigError(f"--search-from {folder}: not a run folder ({path} not found)")
+    old, new = plain_config(read_config(path)), plain_config(new)
+    found = differences({k: v for k, v in old.items() if k not in SEARCH_SHARED},
+                        {k: v for k, v in new.items() if k not in SEARCH_SHARED})
+    old_methods = {m["name"]: m for m in old.get("methods", [])}
+    for method in new.get("methods", []):
+        if not method.get("search"):
+            continue  # it applies no search: the folder need not hold it
+        if method["name"] not in old_methods:
+            raise ConfigError(f"--search-from {folder}: its run has no method '{method['name']}' (it has "
+                              f"{', '.join(old_methods) or 'none'})")
+        found += differences(old_methods[method["name"]], method, f"methods.{method['name']}.")
+    if found:
+        raise ConfigError(
+            f"--search-from {folder}: its searches ran under another config, which differs at {describe(found)}; a "
+            "search is applied only to runs of the config it searched (seeds aside)"
         )

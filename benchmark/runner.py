@@ -27,7 +27,7 @@ from .errors import ConfigError
 from .model_setup import build_model
 from .outputs import SUMMARY, build_summary, method_hyperparameters, write_method_outputs
 from .results import provenance, write_json, write_text, write_yaml
-from .run_folder import check_resumed_config, merged_run_config, read_config
+from .run_folder import check_resumed_config, check_search_source, merged_run_config, read_config
 from .scenarios import TaskData, build_tasks, input_frames, make_benchmark, model_frames, task_frames
 from .summary import RunSummary, SeedsSummary, TaskRecord, load_run_summary
 
@@ -307,16 +307,45 @@ def run_method(
 
 
 # ------------------------------------------------------------------------------------------------ the run
+def _chosen_text(cfg: RunConfig, hyper: dict[str, dict], out_dir: Path) -> str:
+    """What ``ticl run --search-only`` prints: each method's chosen values and validation score."""
+    lines = [f"searches of {cfg.name} in {out_dir}/tuning:"]
+    for method in cfg.methods:
+        record = hyper.get(method.name)
+        if record is None:
+            lines.append(f"  {method.name}: no search (its config values hold)")
+        else:
+            search = record["search"]
+            lines.append(f"  {method.name}: {search['chosen']} (validation score {search['chosen_score']:.4f} over "
+                         f"{search['n_trials']} trials)")
+    return "\n".join(lines)
+
+
 def _tuned_methods(
-    cfg: RunConfig, out_dir: Path, seed: int, progress: bool, resume: bool
+    cfg: RunConfig, out_dir: Path, seed: int, progress: bool, resume: bool, search_from: Path | None = None
 ) -> tuple[list[MethodConfig], dict[str, dict]]:
     """The methods with their searched values (``benchmark.tuning``), searched on validation data of tasks built
     without their test splits; methods without a search space, or all of them without a tuning protocol, keep
-    their config values."""
+    their config values. With ``search_from`` the searches are not run but read from that run folder, whose
+    config must be this one (seeds aside); each record is copied to ``out_dir/tuning/<method>/``."""
     from . import tuning
 
     if not tuning.needs_search(cfg):
         return list(cfg.methods), {}
+    if search_from is not None:
+        check_search_source(Path(search_from), to_dict(cfg))
+        methods, hyper = [], {}
+        for method in cfg.methods:
+            if not method.search:
+                methods.append(method)
+                continue
+            record = tuning.read_search(Path(search_from), method)
+            write_json(out_dir / "tuning" / method.name / tuning.SEARCH_FILE,
+                       record | {"searched_in": str(Path(search_from).resolve())})
+            log.info("%s: %s, searched in %s", method.name, record["chosen"], search_from)
+            chosen, hyper[method.name] = tuning.apply_search(cfg, method, record)
+            methods.append(chosen)
+        return methods, hyper
     search_cfg = dataclasses.replace(cfg, seed=cfg.tuning.seed if cfg.tuning.seed is not None else seed)
     tasks, report = build_tasks(search_cfg, progress=progress, splits=("train", "val"))
     methods, hyper = [], {}
@@ -339,6 +368,8 @@ def run(
     resume: bool = False,
     seeds: list[int] | None = None,
     add_methods: bool = False,
+    search_only: bool = False,
+    search_from: Path | None = None,
 ) -> tuple[list[MethodResult], str]:
     """Run every method of ``cfg`` under each seed; write and return the comparison table.
 
@@ -346,12 +377,20 @@ def run(
     ``out_dir/<method>/summary.json``, a :class:`SeedsSummary` of every seed's summary. With a tuning protocol the
     search runs first (``out_dir/tuning/``, on validation data only) and its chosen values hold for every seed.
     An ``out_dir`` that holds a run already must hold one of the same config (``benchmark.run_folder``); with
-    ``add_methods`` it may gain methods.
+    ``add_methods`` it may gain methods. ``search_only`` stops after the searches (the text returned lists the
+    chosen values); ``search_from`` applies the searches of another run folder instead of running them.
     """
 
     from .preflight import preflight
 
     preflight(cfg)  # every method built once: a config error before any feature, upstream model or training
+    if search_from is not None:
+        from . import tuning
+
+        check_search_source(Path(search_from), to_dict(cfg))  # before anything is written
+        records = [tuning.read_search(Path(search_from), m) for m in cfg.methods if m.search]
+        if records and not tuning.needs_search(cfg):
+            raise ConfigError(f"--search-from {search_from}: config '{cfg.name}' has no tuning protocol to apply")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = list(seeds) if seeds else [cfg.seed]
@@ -362,7 +401,10 @@ def run(
     if source.dirty:
         write_text(out_dir / "source.diff", source.diff)
     started = time.perf_counter()
-    methods, hyper = _tuned_methods(cfg, out_dir, seeds[0], progress, resume)
+    methods, hyper = _tuned_methods(cfg, out_dir, seeds[0], progress, resume, search_from)
+    if search_only:
+        log.info("total %.1f s", time.perf_counter() - started)
+        return [], _chosen_text(cfg, hyper, out_dir)
     per_method: dict[str, list[MethodResult]] = {m.name: [] for m in cfg.methods}
     for seed in seeds:
         seed_cfg = dataclasses.replace(cfg, seed=seed)

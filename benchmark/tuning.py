@@ -17,12 +17,17 @@ The declared procedure (``tuning`` section of a config, ``search`` of each metho
 
 Everything is written under ``<run>/tuning/<method>/``: ``search.json`` (protocol, grid, every trial's values
 and score, the chosen values) and one run folder per trial, so a search resumes trial by trial.
+
+A search can also run on its own (``ticl run --search-only``) and be applied by other runs of the same config
+(``ticl run --search-from DIR``): that is how ``ticl sweep`` runs each method's search as one cell, before the seed
+cells that use it, and gets the very values of one ``ticl run --seeds ...``.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
 import itertools
+import json
 import logging
 import random
 from dataclasses import dataclass
@@ -126,11 +131,47 @@ def search_method(
     log.info(
         "%s: chose %s (validation score %.4f over %d trials)", method.name, chosen, trials[best].score, len(trials)
     )
-    final = apply_values(method, chosen)
+    return apply_search(cfg, method, record)
+
+
+def apply_search(cfg: RunConfig, method: MethodConfig, record: dict) -> tuple[MethodConfig, dict]:
+    """``method`` with a search record's chosen values, and its ``hyperparameters`` record: the same whether the
+    search ran in this run or in another folder (``ticl run --search-from``)."""
+    final = apply_values(method, record["chosen"])
     hyper = method_hyperparameters(cfg, final, "search")
     hyper["search"] = {k: record[k] for k in ("protocol", "first_tasks", "budget", "metric", "grid", "chosen",
-                                              "chosen_score")} | {"n_trials": len(trials)}
+                                              "chosen_score")} | {"n_trials": len(record["trials"])}
     return final, hyper
+
+
+#: the keys a search record must hold to be applied
+RECORD_KEYS = ("method", "protocol", "first_tasks", "budget", "seed", "metric", "grid", "trials", "chosen",
+               "chosen_score")
+
+
+def read_search(run_folder: Path, method: MethodConfig) -> dict:
+    """The finished search of ``method`` in ``run_folder`` (``tuning/<method>/search.json``), checked against the
+    method's declared grid; a ``ConfigError`` names the file and what is missing or different."""
+    path = Path(run_folder) / "tuning" / method.name / SEARCH_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"--search-from {run_folder}: no finished search of method '{method.name}' ({path} not found); run "
+            f"`ticl run ... --search-only --out {run_folder}` first"
+        )
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read the search record ({type(exc).__name__}: {exc})") from None
+    missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
+    if missing:
+        raise ConfigError(f"{path}: not a search record: missing {', '.join(missing)}")
+    declared = {k: list(v) for k, v in method.search.items()}
+    if record["method"] != method.name or record["grid"] != declared:
+        raise ConfigError(
+            f"{path}: the search of '{record['method']}' over {record['grid']} is not method '{method.name}''s "
+            f"declared search {declared}"
+        )
+    return record
 
 
 def needs_search(cfg: RunConfig) -> bool:

@@ -1,5 +1,6 @@
 """``ticl pretrain``: a short MSPM run writes a checkpoint that ``ticl run`` starts from, a resumed run equals an
-uninterrupted one bit for bit, a folder of audio files is a source, and bad configs fail before any work."""
+uninterrupted one bit for bit, a folder of audio files is a source, bad configs fail before any work, and the
+summary names the commit that produced the checkpoint."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ from audio_ticl.benchmark.errors import CheckpointError, ConfigError
 from audio_ticl.benchmark.pretrain.data import split_windows
 from audio_ticl.benchmark.pretrain.loop import STATE_FILE, pretrain
 from audio_ticl.benchmark.pretrain.schema import load_pretrain_config
+from audio_ticl.benchmark.results import Provenance, provenance
 
 
 def test_a_pretrained_backbone_plugs_into_ticl_run(tmp_path):
@@ -46,6 +48,25 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
     b = torch.load(cut / "ssast.pth", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["final"] == whole["final"] and resumed["steps"] == whole["steps"] > 2
+
+
+def test_the_summary_records_the_commit_and_a_dirty_tree_keeps_its_diff(tmp_path, monkeypatch):
+    """As ``ticl run`` does: a checkpoint can be traced to the code that trained it."""
+    from audio_ticl.benchmark.pretrain import loop
+
+    cfg = load_pretrain_config("smoke", overrides=["epochs=1"])
+    source = provenance()
+    summary = pretrain(cfg, tmp_path / "here", progress=False)
+    assert summary["git_commit"] == source.commit and summary["dirty"] is source.dirty
+    assert json.loads((tmp_path / "here" / "summary.json").read_text())["git_commit"] == source.commit
+    assert (tmp_path / "here" / "source.diff").is_file() is source.dirty
+    monkeypatch.setattr(loop, "provenance", lambda: Provenance("0123abc+dirty", True, "+x = 2\n"))
+    summary = pretrain(cfg, tmp_path / "dirty", progress=False)
+    assert summary["git_commit"] == "0123abc+dirty" and summary["dirty"] is True
+    assert (tmp_path / "dirty" / "source.diff").read_text() == "+x = 2\n"
+    monkeypatch.setattr(loop, "provenance", lambda: Provenance("0123abc", False))
+    assert pretrain(cfg, tmp_path / "clean", progress=False)["dirty"] is False
+    assert not (tmp_path / "clean" / "source.diff").exists()
 
 
 def _run_until(cfg, out: Path, steps: int) -> None:

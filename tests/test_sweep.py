@@ -25,7 +25,7 @@ from audio_ticl.benchmark import cli
 from audio_ticl.benchmark.errors import ConfigError
 from audio_ticl.benchmark.sweep.plan import MAX_ID, grid, validate
 from audio_ticl.benchmark.sweep.record import SWEEP_FILE, prepare_folder, record
-from audio_ticl.benchmark.sweep.schema import load_sweep
+from audio_ticl.benchmark.sweep.schema import load_sweep, yaml_text
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -301,3 +301,40 @@ def test_table_and_plot_of_a_sweep_folder_group_its_cells_by_axis_values(grid_ru
     assert list(frame["method"]) == ["finetune", "aicl-gsa"] and list(frame["n_seeds"]) == [2, 2]
     assert cli.main(["plot", str(out), "--kind", "curves"]) == 0
     assert (out / "plots" / "curves.png").is_file()
+
+
+@pytest.mark.slow
+def test_search_cells_give_the_serial_runs_values_and_a_failed_search_fails_its_cells(local_ray, tmp_path, capsys):
+    search = {"train.lr": [1.0e-5, 1.0e-2]}
+    tuned = {"scenario.n_tasks": 2, "tuning.protocol": "first_tasks", "tuning.budget": 2,
+             "methods.finetune.search": search}
+    _write(tmp_path / "missing-data.yaml", {
+        "name": "missing-data", "data": {"source": "fsdd", "root": str(tmp_path / "no-such-dataset")},
+        "model": {"embed_dim": 32, "depth": 1, "num_heads": 2}, "train": {"epochs": 1},
+        "methods": [{"name": "finetune", "strategy": "finetune"}]})
+    file = _write(tmp_path / "sweep.yaml", {"base": {"set": tuned}, "axes": {
+        "preset": ["smoke", "missing-data.yaml"], "method": ["finetune"], "seed": [0, 1]}})
+    out = tmp_path / "out"
+    assert cli.main(["sweep", "run", str(file), "--out", str(out), "--no-progress"]) == 2
+    printed = capsys.readouterr().out
+    failed_search = "search,preset=missing-data.yaml,method=finetune"
+    for seed in (0, 1):
+        assert (f"preset=missing-data.yaml,method=finetune,seed={seed} (no exit status, log "
+                f"{out / f'preset=missing-data.yaml,method=finetune,seed={seed}' / 'cell.log'}): not run: cell "
+                f"{failed_search}, whose search it applies, failed") in printed
+        assert not (out / f"preset=missing-data.yaml,method=finetune,seed={seed}").exists()
+    assert f"{failed_search} (exit status 2" in printed
+    # the smoke cells: each search once, under the first seed, then the values of ticl run --seeds 0,1
+    serial = tmp_path / "serial"
+    sets = [arg for key, value in tuned.items() for arg in ("--set", f"{key}={yaml_text(value)}")]
+    assert cli.main(["run", "--preset", "smoke", *sets, "--methods", "finetune", "--seeds", "0,1", "--out",
+                     str(serial), "--no-progress"]) == 0
+    searched = out / "search,preset=smoke,method=finetune"
+    assert json.loads((searched / "tuning" / "finetune" / "search.json").read_text()) == \
+        json.loads((serial / "tuning" / "finetune" / "search.json").read_text())
+    for seed in (0, 1):
+        cell = out / f"preset=smoke,method=finetune,seed={seed}"
+        assert not list((cell / "tuning").rglob("trial_*"))  # it applied the search cell's, searching nothing
+        mine, theirs = _summary(cell, "finetune"), _summary(serial / "finetune", f"seed{seed}")
+        for key in ("hyperparameters", "accuracy_matrix", "correct"):
+            assert mine[key] == theirs[key], (seed, key)

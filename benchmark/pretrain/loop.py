@@ -6,7 +6,8 @@ torch RNG are restored.
 
 Files in the output folder: ``state.pt`` (everything a resume needs), ``ssast.pth`` or ``amba.pth`` (the backbone
 and heads in the source project's layout: ``model.init: ssast:<folder>/ssast.pth`` plugs it into ``ticl run``),
-``history.csv`` (one row per step) and, when done, ``summary.json``.
+``history.csv`` (one row per step), ``source.diff`` when the source tree had local changes and, when done,
+``summary.json`` (with the commit, as ``ticl run`` records it).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from audio_ticl.benchmark.errors import CheckpointError
 from audio_ticl.benchmark.front_end import input_bins
 from audio_ticl.benchmark.pretrain.data import PretrainData, load_pretrain_data
 from audio_ticl.benchmark.pretrain.schema import PretrainConfig
-from audio_ticl.benchmark.results import save_torch, write_csv, write_json
+from audio_ticl.benchmark.results import provenance, save_torch, write_csv, write_json, write_text
 from audio_ticl.benchmark.upstream import backbone_kwargs, upstream_mixer
 from audio_ticl.models import create_model
 from audio_ticl.models.convert.export import pretraining_state_dict, source_layout
@@ -106,6 +107,9 @@ def pretrain(cfg: PretrainConfig, out: Path, progress: bool = True, resume: bool
     if not resume and state_path.exists():
         raise CheckpointError(f"{out} already holds a pretraining run; pass --resume to continue it or choose "
                               "another --out")
+    source = provenance()  # the code this process runs: a checkpoint can then be traced to it, as a run can
+    if source.dirty:
+        write_text(out / "source.diff", source.diff)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     data = load_pretrain_data(cfg, progress)
@@ -168,6 +172,8 @@ def pretrain(cfg: PretrainConfig, out: Path, progress: bool = True, resume: bool
         "objective": cfg.objective,
         "final": {key: value for key, value in last.items() if key not in ("step", "epoch", "lr")},
         "normalisation": {"mean": data.mean, "std": data.std},
+        # of the process that finished the run (a resume may run newer code than the steps before it)
+        "git_commit": source.commit, "dirty": source.dirty,
     }
     write_json(out / "summary.json", summary)
     write_json(out / "config.json", _config_dict(cfg))

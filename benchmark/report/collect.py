@@ -197,6 +197,8 @@ def _sweep_rows(sweep_dir: Path) -> list[tuple[str, Path, Path, Summary]]:
 
     groups: dict[str, list[tuple[Path, Path, Summary]]] = {}
     for cell in record.cells:
+        if cell.get("kind", "run") == "search":
+            continue  # a search cell's trials are validation runs: its run cells hold the results
         folder = sweep_dir / cell["id"]
         if not folder.is_dir():
             raise UnfinishedRunError(f"{sweep_dir}: cell {cell['id']} has no run folder (not run yet, or it failed); "

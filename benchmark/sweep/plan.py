@@ -4,6 +4,13 @@ validation of every cell's config before any cell runs.
 A cell id is built from the cell's axis values (``method=finetune,seed=0``), so a folder name says what ran there
 and stays the same when the sweep is run again. Validation builds each distinct config once (the seed, name and
 description do not change what ``preflight`` builds), so a grid of 10 methods x 5 seeds builds 10 configs, not 50.
+
+**Searches are cells too.** When a cell's config declares a hyperparameter search (``tuning``), its search does not
+run inside the cell: one *search cell* (``search,method=finetune``) runs it (``ticl run --search-only``), under
+``tuning.seed``, else under the first value of the ``seed`` axis, exactly as ``ticl run --seeds 0,1,2`` searches
+under seed 0, and every cell of that config, whatever its seed, applies it (``ticl run --search-from``) once it is
+done. So a sweep chooses the very values of the serial run, each search once, and the searches of different
+methods (put them on a ``method`` axis) run side by side.
 """
 from __future__ import annotations
 
@@ -46,9 +53,13 @@ class Cell:
     seed: int | None = None
     #: ``--methods`` (empty: every method of the config)
     methods: tuple[str, ...] = ()
+    #: ``run`` (a ticl run) or ``search`` (its methods' searches only, which run cells then apply)
+    kind: str = "run"
+    #: the id of the search cell whose searches this run cell applies (it runs once that cell is done)
+    search: str | None = None
 
-    def run_args(self) -> list[str]:
-        """``ticl run`` arguments of this cell, less ``--out`` (which the sweep's folder decides)."""
+    def run_args(self, root: Path) -> list[str]:
+        """``ticl run`` arguments of this cell, less ``--out`` (which ``root``, the sweep's folder, decides)."""
         args = ["run", *(["--preset", self.preset] if self.preset else ["--config", str(self.config)])]
         args += ["--smoke"] if self.smoke else []
         args += ["--data-root", str(self.data_root)] if self.data_root is not None else []
@@ -56,14 +67,21 @@ class Cell:
         for assignment in self.overrides:
             args += ["--set", assignment]
         args += ["--methods", ",".join(self.methods)] if self.methods else []
+        args += ["--search-only"] if self.kind == "search" else []
+        args += ["--search-from", str(Path(root) / self.search)] if self.search is not None else []
         return args
+
+    @property
+    def after(self) -> tuple[str, ...]:
+        """The cells that must be done before this one starts."""
+        return (self.search,) if self.search is not None else ()
 
     def out(self, root: Path) -> Path:
         return Path(root) / self.id
 
     def command(self, root: Path) -> str:
         """The shell command that computes this cell by hand."""
-        return shlex.join(["ticl", *self.run_args(), "--out", str(self.out(root))])
+        return shlex.join(["ticl", *self.run_args(root), "--out", str(self.out(root))])
 
     def load(self):
         """The cell's validated :class:`RunConfig`, resolved exactly as ``ticl run`` resolves its arguments."""
@@ -125,8 +143,36 @@ def _cell(sweep: Sweep, assignment: tuple[tuple[str, Any], ...], cid: str) -> Ce
     return Cell(cid, assignment, preset, config, base.smoke, tuple(overrides), data_root, seed, methods)
 
 
+def _search_cell(sweep: Sweep, cell: Cell, ids: set[str]) -> Cell | None:
+    """The search cell of run cell ``cell``, or None if its config searches nothing (or does not load: validation
+    reports that). It is the cell under the search seed, less the ``seed`` axis, running only methods that search."""
+    from ..tuning import needs_search
+
+    try:
+        cfg = cell.load()
+    except TICLError:
+        return None
+    if not needs_search(cfg):
+        return None
+    seed_axis = next((a for a in sweep.axes if a.name == "seed"), None)
+    seed = cfg.tuning.seed if cfg.tuning.seed is not None else seed_axis.values[0] if seed_axis else None
+    assignment = tuple((name, value) for name, value in cell.axes if name != "seed")
+    searched = tuple(m.name for m in cfg.methods if m.search)
+    if not searched:
+        return None
+    labels = {a.name: a.label for a in sweep.axes}
+    subset = searched if not cell.methods and len(searched) < len(cfg.methods) else ()
+    text = ",".join(["search", *(_id_part(labels[n], v) for n, v in assignment)])
+    text += f",methods={'+'.join(subset)}" if subset else ""
+    if len(text) > MAX_ID or text in ids:
+        text = f"{text[: MAX_ID - 9].rstrip(',')}-{_digest(assignment)}"
+    return dataclasses.replace(cell, id=text, axes=assignment, seed=seed, kind="search",
+                               methods=cell.methods or subset)
+
+
 def grid(sweep: Sweep) -> Grid:
-    """Every cell of the sweep, in the axes' order (the last axis varies fastest)."""
+    """Every cell of the sweep: the search cells first, then the run cells in the axes' order (the last axis varies
+    fastest)."""
     names = [a.name for a in sweep.axes]
     kept, excluded = [], 0
     for values in itertools.product(*(a.values for a in sweep.axes)):
@@ -139,7 +185,16 @@ def grid(sweep: Sweep) -> Grid:
     ids = [cell_id(sweep, a) for a in kept]
     # two values that read the same once made safe (a/b, a_b): each gets a hash of its values
     ids = [f"{cid[: MAX_ID - 9]}-{_digest(a)}" if ids.count(cid) > 1 else cid for cid, a in zip(ids, kept)]
-    return Grid(tuple(_cell(sweep, a, cid) for a, cid in zip(kept, ids)), excluded)
+    runs = [_cell(sweep, a, cid) for a, cid in zip(kept, ids)]
+    searches: dict[str, Cell | None] = {}
+    for i, cell in enumerate(runs):  # axis values may be mappings or lists: the key is their JSON text
+        key = json.dumps([(n, v) for n, v in cell.axes if n != "seed"], sort_keys=True, default=str)
+        if key not in searches:
+            found = _search_cell(sweep, cell, set(ids) | {c.id for c in searches.values() if c is not None})
+            searches[key] = found
+        if searches[key] is not None:
+            runs[i] = dataclasses.replace(cell, search=searches[key].id)
+    return Grid(tuple([c for c in searches.values() if c is not None] + runs), excluded)
 
 
 @dataclass(frozen=True)
@@ -199,6 +254,12 @@ def describe(grid_: Grid, out: Path) -> str:
     lines = []
     for cell in grid_.cells:
         lines += [cell.id, f"  {cell.command(out)}"]
+    searches = sum(1 for c in grid_.cells if c.kind == "search")
+    runs = len(grid_.cells) - searches
     excluded = f" ({grid_.excluded} excluded)" if grid_.excluded else ""
-    lines.append(f"{len(grid_.cells)} cell{'s' if len(grid_.cells) != 1 else ''}{excluded}")
+    if searches:
+        lines.append(f"{runs} run cell{'s' if runs != 1 else ''}{excluded}, after {searches} search "
+                     f"cell{'s' if searches != 1 else ''}: {len(grid_.cells)} cells")
+    else:
+        lines.append(f"{runs} cell{'s' if runs != 1 else ''}{excluded}")
     return "\n".join(lines)

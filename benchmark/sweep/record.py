@@ -44,7 +44,8 @@ def record(sweep: Sweep, cells: tuple[Cell, ...], out: Path) -> dict:
         "axes": {a.name: list(a.values) for a in sweep.axes},
         "resources": {"cpus": sweep.resources.cpus, "gpus": sweep.resources.gpus},
         "retries": sweep.retries,
-        "cells": [{"id": c.id, "axes": dict(c.axes), "args": c.run_args(), "command": c.command(out)} for c in cells],
+        "cells": [{"id": c.id, "kind": c.kind, "axes": dict(c.axes), "after": list(c.after), "args": c.run_args(out),
+                   "command": c.command(out)} for c in cells],
     }
 
 

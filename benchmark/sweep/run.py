@@ -49,9 +49,11 @@ def import_ray():
     return ray
 
 
-def finished(folder: Path, methods: tuple[str, ...]) -> bool:
-    """Whether a cell's run folder holds the summary of every method it runs (the runner writes it last)."""
-    return bool(methods) and all((Path(folder) / m / "summary.json").is_file() for m in methods)
+def finished(folder: Path, methods: tuple[str, ...], kind: str = "run") -> bool:
+    """Whether a cell's run folder holds the summary of every method it runs (the runner writes it last), or, for a
+    search cell, every method's search record (written once its last trial is done)."""
+    marker = "tuning/{}/search.json" if kind == "search" else "{}/summary.json"
+    return bool(methods) and all((Path(folder) / marker.format(m)).is_file() for m in methods)
 
 
 class CellTracker:
@@ -196,7 +198,7 @@ def run_sweep(
     results: dict[str, CellResult] = {}
     todo = []
     for cell in cells:
-        if resume and finished(cell.out(out), methods[cell.id]):
+        if resume and finished(cell.out(out), methods[cell.id], cell.kind):
             results[cell.id] = CellResult(cell.id, "skipped", cell.out(out) / LOG)
         else:
             todo.append(cell)
@@ -222,8 +224,9 @@ def run_sweep(
 
 def _drive(ray, sweep: Sweep, todo: list[Cell], out: Path, results: dict[str, CellResult], shown: _Progress,
            max_concurrent: int | None) -> None:
-    """Hand cells to Ray (at most ``max_concurrent`` at once), collect their results into ``results`` and show
-    the counts; on the way out (an interrupt included) stop the cells still going."""
+    """Hand cells to Ray (at most ``max_concurrent`` at once, each once the cells it comes after are done), collect
+    their results into ``results`` and show the counts; on the way out (an interrupt included) stop the cells still
+    going. A cell whose search cell failed is failed too, without running."""
     task = ray.remote(run_cell)
     resources = sweep.resources
     threads = max(1, int(resources.cpus))  # the cell's torch threads: what Ray reserved for it
@@ -231,12 +234,27 @@ def _drive(ray, sweep: Sweep, todo: list[Cell], out: Path, results: dict[str, Ce
     inflight: dict[Any, Cell] = {}
     try:
         while todo or inflight:
-            while todo and (max_concurrent is None or len(inflight) < max_concurrent):
-                cell = todo.pop(0)
+            for cell in [c for c in todo if any(results.get(a) and results[a].status == "failed" for a in c.after)]:
+                todo.remove(cell)
+                failed = next(a for a in cell.after if results.get(a) and results[a].status == "failed")
+                results[cell.id] = CellResult(cell.id, "failed", cell.out(out) / LOG, None,
+                                              f"not run: cell {failed}, whose search it applies, failed")
+                shown.failed += 1
+                log.warning("cell failed: %s", results[cell.id].describe())
+            ready_cells = [c for c in todo if all(a in results for a in c.after)]
+            while ready_cells and (max_concurrent is None or len(inflight) < max_concurrent):
+                cell = ready_cells.pop(0)
+                todo.remove(cell)
                 ref = task.options(num_cpus=resources.cpus, num_gpus=resources.gpus, max_retries=sweep.retries,
                                    retry_exceptions=False, name=f"ticl-sweep:{cell.id}").remote(
-                    cell.id, cell.run_args(), str(cell.out(out)), threads, resources.gpus, os.getcwd(), tracker)
+                    cell.id, cell.run_args(out), str(cell.out(out)), threads, resources.gpus, os.getcwd(), tracker)
                 inflight[ref] = cell
+            if not inflight:
+                if todo and not any(any(results.get(a) and results[a].status == "failed" for a in c.after)
+                                    for c in todo):
+                    raise TICLError(f"sweep: cells {', '.join(c.id for c in todo)} wait on cells that are not in "
+                                    "the sweep")
+                continue  # the cells left wait on a cell that failed: the loop above fails them
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
             for ref in ready:
                 cell = inflight.pop(ref)
