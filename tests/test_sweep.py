@@ -338,3 +338,43 @@ def test_search_cells_give_the_serial_runs_values_and_a_failed_search_fails_its_
         mine, theirs = _summary(cell, "finetune"), _summary(serial / "finetune", f"seed{seed}")
         for key in ("hyperparameters", "accuracy_matrix", "correct"):
             assert mine[key] == theirs[key], (seed, key)
+
+
+def _parent(pid: int) -> int:
+    """The parent pid of ``pid`` (Linux /proc)."""
+    return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find the cell's Ray worker")
+def test_ray_retries_a_cell_whose_worker_died_and_it_resumes_its_run(grid_run, tmp_path):
+    file = _grid_file(tmp_path, [{"preset": "missing-data.yaml"}, {"method": "aicl-gsa"}, {"seed": 1}])
+    data = yaml.safe_load(file.read_text())
+    file = _write(file, {**data, "retries": 1})
+    out, log = tmp_path / "out", tmp_path / "driver.log"
+    cell = out / GOOD[0]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    with open(log, "w") as stream:
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "audio_ticl.benchmark", "sweep", "run", str(file), "--out", str(out),
+             "--num-cpus", "2", "--no-progress"],
+            stdout=stream, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        _wait_for(lambda: (cell / "finetune" / "checkpoints" / "task_00.pt").is_file(), 600, driver, log)
+        children = _processes_mentioning("audio_ticl.benchmark.sweep.cell", str(cell))
+        assert len(children) == 1, children
+        worker = _parent(children[0])
+        os.kill(children[0], signal.SIGSTOP)  # held after its first task, then its Ray worker is killed
+        os.kill(worker, signal.SIGKILL)
+        assert driver.wait(timeout=600) == 0, log.read_text()
+    finally:
+        try:
+            os.killpg(driver.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    text = (cell / "cell.log").read_text()
+    starts = [line for line in text.splitlines() if line.startswith("# ")]
+    assert len(starts) == 2 and "--resume" not in starts[0] and starts[1].endswith("--resume"), starts
+    assert re.search(r"finetune: resuming after task [01] ", text) or "already complete" in text
+    got, want = _summary(cell, "finetune"), _summary(grid_run["out"] / GOOD[0], "finetune")
+    np.testing.assert_allclose(got["accuracy_matrix"], want["accuracy_matrix"], rtol=0, atol=1e-6)
