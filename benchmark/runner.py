@@ -321,28 +321,36 @@ def _chosen_text(cfg: RunConfig, hyper: dict[str, dict], out_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def _searches_from(cfg: RunConfig, folder: Path) -> dict[str, dict]:
+    """The finished searches in run ``folder`` for ``cfg``'s searched methods, after checking that the folder ran
+    this config (seeds aside): read once, before the run writes anything."""
+    from . import tuning
+
+    check_search_source(folder, to_dict(cfg))
+    records = {m.name: tuning.read_search(folder, m) for m in cfg.methods if m.search}
+    return {name: record | {"searched_in": str(folder.resolve())} for name, record in records.items()}
+
+
 def _tuned_methods(
-    cfg: RunConfig, out_dir: Path, seed: int, progress: bool, resume: bool, search_from: Path | None = None
+    cfg: RunConfig, out_dir: Path, seed: int, progress: bool, resume: bool, searched: dict[str, dict] | None = None
 ) -> tuple[list[MethodConfig], dict[str, dict]]:
     """The methods with their searched values (``benchmark.tuning``), searched on validation data of tasks built
     without their test splits; methods without a search space, or all of them without a tuning protocol, keep
-    their config values. With ``search_from`` the searches are not run but read from that run folder, whose
-    config must be this one (seeds aside); each record is copied to ``out_dir/tuning/<method>/``."""
+    their config values. With ``searched`` (``_searches_from``) the searches are not run but applied from those
+    records, each copied to ``out_dir/tuning/<method>/``."""
     from . import tuning
 
     if not tuning.needs_search(cfg):
         return list(cfg.methods), {}
-    if search_from is not None:
-        check_search_source(Path(search_from), to_dict(cfg))
+    if searched is not None:
         methods, hyper = [], {}
         for method in cfg.methods:
-            if not method.search:
+            record = searched.get(method.name)
+            if record is None:
                 methods.append(method)
                 continue
-            record = tuning.read_search(Path(search_from), method)
-            write_json(out_dir / "tuning" / method.name / tuning.SEARCH_FILE,
-                       record | {"searched_in": str(Path(search_from).resolve())})
-            log.info("%s: %s, searched in %s", method.name, record["chosen"], search_from)
+            write_json(out_dir / "tuning" / method.name / tuning.SEARCH_FILE, record)
+            log.info("%s: %s, searched in %s", method.name, record["chosen"], record["searched_in"])
             chosen, hyper[method.name] = tuning.apply_search(cfg, method, record)
             methods.append(chosen)
         return methods, hyper
@@ -384,13 +392,7 @@ def run(
     from .preflight import preflight
 
     preflight(cfg)  # every method built once: a config error before any feature, upstream model or training
-    if search_from is not None:
-        from . import tuning
-
-        check_search_source(Path(search_from), to_dict(cfg))  # before anything is written
-        records = [tuning.read_search(Path(search_from), m) for m in cfg.methods if m.search]
-        if records and not tuning.needs_search(cfg):
-            raise ConfigError(f"--search-from {search_from}: config '{cfg.name}' has no tuning protocol to apply")
+    searched = _searches_from(cfg, Path(search_from)) if search_from is not None else None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = list(seeds) if seeds else [cfg.seed]
@@ -401,7 +403,7 @@ def run(
     if source.dirty:
         write_text(out_dir / "source.diff", source.diff)
     started = time.perf_counter()
-    methods, hyper = _tuned_methods(cfg, out_dir, seeds[0], progress, resume, search_from)
+    methods, hyper = _tuned_methods(cfg, out_dir, seeds[0], progress, resume, searched)
     if search_only:
         log.info("total %.1f s", time.perf_counter() - started)
         return [], _chosen_text(cfg, hyper, out_dir)

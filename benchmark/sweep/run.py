@@ -234,9 +234,11 @@ def _drive(ray, sweep: Sweep, todo: list[Cell], out: Path, results: dict[str, Ce
     inflight: dict[Any, Cell] = {}
     try:
         while todo or inflight:
-            for cell in [c for c in todo if any(results.get(a) and results[a].status == "failed" for a in c.after)]:
+            for cell in list(todo):
+                failed = next((a for a in cell.after if a in results and results[a].status == "failed"), None)
+                if failed is None:
+                    continue
                 todo.remove(cell)
-                failed = next(a for a in cell.after if results.get(a) and results[a].status == "failed")
                 results[cell.id] = CellResult(cell.id, "failed", cell.out(out) / LOG, None,
                                               f"not run: cell {failed}, whose search it applies, failed")
                 shown.failed += 1
@@ -250,11 +252,10 @@ def _drive(ray, sweep: Sweep, todo: list[Cell], out: Path, results: dict[str, Ce
                     cell.id, cell.run_args(out), str(cell.out(out)), threads, resources.gpus, os.getcwd(), tracker)
                 inflight[ref] = cell
             if not inflight:
-                if todo and not any(any(results.get(a) and results[a].status == "failed" for a in c.after)
-                                    for c in todo):
+                if todo:  # nothing runs, nothing failed, yet cells wait: on cells that are not in the sweep
                     raise TICLError(f"sweep: cells {', '.join(c.id for c in todo)} wait on cells that are not in "
                                     "the sweep")
-                continue  # the cells left wait on a cell that failed: the loop above fails them
+                break
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
             for ref in ready:
                 cell = inflight.pop(ref)
